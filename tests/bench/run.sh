@@ -1,0 +1,14 @@
+#!/bin/sh
+# make bench: codec throughput and veth latency. Figures and method go in
+# docs/performance.md. Not a test: nothing here passes or fails on a number.
+set -eu
+BUILD=${1:-build}
+echo "== machine"
+echo "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo "kernel $(uname -r), $(gcc --version | head -1), $(openssl version)"
+echo
+echo "== codec, one core (median of 5 runs of 1,000,000 frames)"
+taskset -c 0 "$BUILD/bench-codec" 1000000
+echo
+echo "== one-way latency veth to veth across two namespaces"
+sh tests/bench/l2_latency.sh "$BUILD"
