@@ -104,6 +104,16 @@ static const char USAGE[] =
 
 /* ---- messages and argument parsing ---- */
 
+/* "--name" of the long option whose value is c, for error messages. */
+static void option_label(const struct option *opts, int c, char *buf, size_t len)
+{
+	const char *name = "?";
+	for (const struct option *p = opts; p->name != NULL; p++)
+		if (p->val == c)
+			name = p->name;
+	snprintf(buf, len, "--%s", name);
+}
+
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
 {
 	va_list ap;
@@ -665,12 +675,8 @@ static int parse_send_common(int argc, char **argv, struct send_opts *o, int *ty
 	optind = 0;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+:i:w:s:c:n:qh", opts, NULL)) != -1) {
-		const char *name = NULL;
-		for (const struct option *p = opts; p->name != NULL; p++)
-			if (p->val == c)
-				name = p->name;
 		char opt[32];
-		snprintf(opt, sizeof opt, "--%s", name != NULL ? name : "?");
+		option_label(opts, c, opt, sizeof opt);
 		switch (c) {
 		case 'i':
 			o->ifname = optarg;
@@ -822,12 +828,8 @@ static int parse_send_type(int argc, char **argv, struct send_opts *o)
 	optind = 0;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
-		const char *name = NULL;
-		for (const struct option *p = opts; p->name != NULL; p++)
-			if (p->val == c)
-				name = p->name;
 		char opt[32];
-		snprintf(opt, sizeof opt, "--%s", name != NULL ? name : "?");
+		option_label(opts, c, opt, sizeof opt);
 		switch (c) {
 		case OPT_ROLE:
 			if (parse_named(opt, optarg, roles, 3, &m->u.hello.role) != 0)
@@ -1181,12 +1183,8 @@ static int parse_recv(int argc, char **argv, bool decode, struct recv_opts *o)
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, decode ? ":s:c:h" : ":i:s:c:n:t:h", opts, NULL)) !=
 	       -1) {
-		const char *name = NULL;
-		for (const struct option *p = opts; p->name != NULL; p++)
-			if (p->val == c)
-				name = p->name;
 		char opt[32];
-		snprintf(opt, sizeof opt, "--%s", name != NULL ? name : "?");
+		option_label(opts, c, opt, sizeof opt);
 		switch (c) {
 		case 'i':
 			o->ifname = optarg;
