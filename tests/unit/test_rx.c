@@ -138,6 +138,31 @@ static void test_any_channel_and_duplicates(void **state)
 	qkd_rx_free(&rx);
 }
 
+/* Every secret ID 0..255 selects its own secret, and only that one. */
+static void test_every_secret_id(void **state)
+{
+	(void)state;
+	uint8_t b[QKD_FRAME_MAX];
+	struct qkd_decoded d;
+	for (unsigned id = 0; id <= 255; id++) {
+		struct qkd_rx rx;
+		assert_int_equal(qkd_rx_init(&rx, &IDENT, 2, 2), 0);
+		struct qkd_key k1 = key(S1, sizeof S1), k3 = key(S3, sizeof S3);
+		assert_int_equal(qkd_rx_add_secret(&rx, 7, (uint8_t)id, &k1), 0);
+		assert_int_equal(qkd_rx_add_secret(&rx, 7, (uint8_t)(id + 1), &k3), 0);
+		size_t n = frame(b, S1, sizeof S1, (uint8_t)id, 7, "A", 1, 1);
+		assert_int_equal(qkd_rx_frame(&rx, b, n, &d), QKD_OK);
+		assert_int_equal(d.msg.secret_id, id);
+		n = frame(b, S1, sizeof S1, (uint8_t)(id + 1), 7, "A", 1, 2);
+		assert_int_equal(qkd_rx_frame(&rx, b, n, &d), QKD_DROP_BAD_MAC);
+		n = frame(b, S3, sizeof S3, (uint8_t)(id + 1), 7, "A", 1, 3);
+		assert_int_equal(qkd_rx_frame(&rx, b, n, &d), QKD_OK);
+		n = frame(b, S1, sizeof S1, (uint8_t)(id + 2), 7, "A", 1, 4);
+		assert_int_equal(qkd_rx_frame(&rx, b, n, &d), QKD_DROP_UNKNOWN_SECRET);
+		qkd_rx_free(&rx);
+	}
+}
+
 static void test_log_rate_limit(void **state)
 {
 	(void)state;
@@ -164,6 +189,7 @@ int main(void)
 	    cmocka_unit_test(test_pipeline),
 	    cmocka_unit_test(test_forgery_does_not_move_mark),
 	    cmocka_unit_test(test_any_channel_and_duplicates),
+	    cmocka_unit_test(test_every_secret_id),
 	    cmocka_unit_test(test_log_rate_limit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
