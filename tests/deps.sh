@@ -5,7 +5,7 @@
 set -eu
 PKGS="build-essential clang libclang-rt-14-dev pkg-config python3 procps openssl
       libssl-dev libpcap-dev libnet1-dev libcmocka-dev tshark tcpdump tcpreplay iproute2
-      libcurl4-openssl-dev libjansson-dev libevent-dev
+      libcurl4-openssl-dev libjansson-dev libevent-dev curl
       libssh2-1-dev libxml2-dev netconfd openssh-server openssh-client python3-ncclient
       yangcli libyang2-tools valgrind"
 missing=""

@@ -12,3 +12,6 @@ taskset -c 0 "$BUILD/bench-codec" 1000000
 echo
 echo "== one-way latency veth to veth across two namespaces"
 sh tests/bench/l2_latency.sh "$BUILD"
+echo
+echo "== KME client against the simulator (mutual TLS on loopback)"
+sh tests/bench/kme_bench.sh "$BUILD"
