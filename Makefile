@@ -50,6 +50,7 @@ all:
 include proto88b7/module.mk
 -include kme/module.mk
 -include netconf/module.mk
+include $(wildcard agent/*.mk)
 
 all: $(BINS) $(TOOLS)
 
@@ -80,7 +81,7 @@ fuzz-build: $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS))
 
 fuzz: fuzz-build
 	@for t in $(FUZZ_TARGETS); do \
-	  sh tests/fuzz/run.sh $(BUILD)/fuzz/$$t $(FUZZ_SECONDS) || exit 1; done
+	  FUZZ_GROW=1 sh tests/fuzz/run.sh $(BUILD)/fuzz/$$t $(FUZZ_SECONDS) || exit 1; done
 
 # ---- everything else ----
 deps:

@@ -15,3 +15,6 @@ sh tests/bench/l2_latency.sh "$BUILD"
 echo
 echo "== KME client against the simulator (mutual TLS on loopback)"
 sh tests/bench/kme_bench.sh "$BUILD"
+echo
+echo "== NETCONF client against netconfd behind sshd (loopback), and ncclient"
+sh tests/bench/netconf.sh "$BUILD"
