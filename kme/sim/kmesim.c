@@ -92,7 +92,8 @@ struct sim {
 	size_t nkeys, capkeys;
 	long key_size, min_key_size, max_key_size, max_key_per_request, max_key_count,
 	    max_sae_id_count, key_rate;
-	long pool;
+	long pool_initial;
+	long *pools; /* nsaes x nsaes: keys the (master, slave) pair can still get */
 	struct faults f;
 	struct evhttp *admin;
 	char admin_listen[64];
@@ -305,6 +306,31 @@ static struct sae *find_sae(struct sim *s, const char *id)
 	return NULL;
 }
 
+/* The key pool of the ordered pair (master, slave): each pair of SAEs has its
+ * own, as stored_key_count is per pair (ETSI GS QKD 014 §6.1). */
+static long *pool_of(struct sim *s, const struct sae *master, const struct sae *slave)
+{
+	return &s->pools[(size_t)(master - s->saes) * s->nsaes + (size_t)(slave - s->saes)];
+}
+
+/* The smallest pool of any pair (the admin view), or 0 without pairs. */
+static long pool_min(const struct sim *s)
+{
+	long m = -1;
+	for (size_t i = 0; i < s->nsaes; i++)
+		for (size_t k = 0; k < s->nsaes; k++)
+			if (i != k && (m < 0 || s->pools[i * s->nsaes + k] < m))
+				m = s->pools[i * s->nsaes + k];
+	return m < 0 ? 0 : m;
+}
+
+/* Sets every pair's pool to v, capped at max_key_count. */
+static void pool_set_all(struct sim *s, long v)
+{
+	for (size_t i = 0; i < s->nsaes * s->nsaes; i++)
+		s->pools[i] = v > s->max_key_count ? s->max_key_count : v;
+}
+
 static char *b64(const uint8_t *p, size_t n)
 {
 	char *o = malloc(4 * ((n + 2) / 3) + 1);
@@ -408,10 +434,11 @@ static int do_status(struct sim *s, struct kme *k, struct evhttp_request *req, s
 	json_t *j = json_pack(
 	    "{ss ss ss ss si si si si si si si}", "source_KME_ID", k->id, "target_KME_ID",
 	    slave->kme->id, "master_SAE_ID", me->id, "slave_SAE_ID", slave->id, "key_size",
-	    (json_int_t)s->key_size, "stored_key_count", (json_int_t)s->pool, "max_key_count",
-	    (json_int_t)s->max_key_count, "max_key_per_request", (json_int_t)s->max_key_per_request,
-	    "max_key_size", (json_int_t)s->max_key_size, "min_key_size",
-	    (json_int_t)s->min_key_size, "max_SAE_ID_count", (json_int_t)s->max_sae_id_count);
+	    (json_int_t)s->key_size, "stored_key_count", (json_int_t)*pool_of(s, me, slave),
+	    "max_key_count", (json_int_t)s->max_key_count, "max_key_per_request",
+	    (json_int_t)s->max_key_per_request, "max_key_size", (json_int_t)s->max_key_size,
+	    "min_key_size", (json_int_t)s->min_key_size, "max_SAE_ID_count",
+	    (json_int_t)s->max_sae_id_count);
 	if (s->f.nulls) {
 		json_object_set_new(j, "status_extension", json_null());
 		json_object_set_new(j, "vendor_x_member", json_true());
@@ -500,12 +527,21 @@ static int do_enc(struct sim *s, struct kme *kme, struct evhttp_request *req, st
 	if (s->f.ext_optional_strict && json_is_array(opt) && json_array_size(opt) > 0)
 		return reply_err(s, req, 400, NULL,
 		                 "not all extension_optional request options handled");
-	if (s->pool < number) {
+	/* every listed slave's pair must have the keys (multicast draws from each) */
+	struct sae *slave_sae[SLAVES_MAX];
+	long avail = -1;
+	for (int p = 0; p < nslaves; p++) {
+		slave_sae[p] = find_sae(s, slaves[p]);
+		long have = *pool_of(s, me, slave_sae[p]);
+		if (avail < 0 || have < avail)
+			avail = have;
+	}
+	if (avail < number) {
 		if (s->f.try_later)
 			return reply_err(
 			    s, req, 400, NULL,
 			    "Not enough keys available for this request. Try again later.");
-		return reply_err(s, req, 503, NULL, "not enough keys in the pool (%ld)", s->pool);
+		return reply_err(s, req, 503, NULL, "not enough keys in the pool (%ld)", avail);
 	}
 	struct key *made[256];
 	if (number > 256)
@@ -541,7 +577,8 @@ static int do_enc(struct sim *s, struct kme *kme, struct evhttp_request *req, st
 		k->nslaves = nslaves;
 		s->nkeys++;
 	}
-	s->pool -= number;
+	for (int p = 0; p < nslaves; p++)
+		*pool_of(s, me, slave_sae[p]) -= number;
 	size_t o = 0;
 	for (long i = 0; i < number; i++) {
 		made[i] = &s->keys[first + (size_t)i];
@@ -811,7 +848,7 @@ static void faults_json(struct sim *s, struct evhttp_request *req)
 	    f->fewer, "reorder", f->reorder, "nulls", f->nulls, "conn_close", f->conn_close,
 	    "wrong_cert", f->wrong_cert, "try_later", f->try_later, "nonv4", f->nonv4,
 	    "ext_optional_strict", f->ext_optional_strict, "tls", f->tls, "pool",
-	    (json_int_t)s->pool, "stored_keys", (json_int_t)s->nkeys);
+	    (json_int_t)pool_min(s), "stored_keys", (json_int_t)s->nkeys);
 	json_object_set_new(j, "connections", json_integer((json_int_t)s->connections));
 	json_object_set_new(j, "text_type", json_boolean(f->text_type));
 	json_object_set_new(j, "relay_ms", json_integer((json_int_t)f->relay_ms));
@@ -867,7 +904,7 @@ static int set_fault(struct sim *s, const char *name, const char *value)
 	else if (strcmp(name, "fail503") == 0)
 		f->fail503 = v;
 	else if (strcmp(name, "pool") == 0)
-		s->pool = v > s->max_key_count ? s->max_key_count : v;
+		pool_set_all(s, v);
 	else if (strcmp(name, "tls") == 0 && (v == 0 || v == 12 || v == 13))
 		f->tls = (int)v;
 	else
@@ -978,11 +1015,11 @@ static int load_config(struct sim *s, const char *path)
 	s->max_key_count = jint(j, "max_key_count", 100000);
 	s->max_sae_id_count = jint(j, "max_SAE_ID_count", 4);
 	s->key_rate = jint(j, "key_rate", 0);
-	s->pool = jint(j, "initial_keys", s->max_key_count);
+	s->pool_initial = jint(j, "initial_keys", s->max_key_count);
 	if (s->key_size % 8 || s->min_key_size % 8 || s->max_key_size % 8 || s->min_key_size < 8 ||
 	    s->max_key_size > 65536 || s->min_key_size > s->max_key_size ||
 	    s->max_key_per_request < 1 || s->max_key_per_request > 256 || s->max_sae_id_count < 0 ||
-	    s->max_sae_id_count > SLAVES_MAX - 1 || s->key_rate < 0 || s->pool < 0) {
+	    s->max_sae_id_count > SLAVES_MAX - 1 || s->key_rate < 0 || s->pool_initial < 0) {
 		fprintf(stderr,
 		        "qkdlink-kmesim: %s: key sizes must be multiples of 8 with "
 		        "min <= max, max_key_per_request 1..256, max_SAE_ID_count 0..8\n",
@@ -1034,6 +1071,10 @@ static int load_config(struct sim *s, const char *path)
 			goto out;
 		}
 	}
+	s->pools = calloc(s->nsaes * s->nsaes, sizeof *s->pools);
+	if (s->pools == NULL)
+		goto out;
+	pool_set_all(s, s->pool_initial);
 	rc = 0;
 out:
 	json_decref(j);
@@ -1048,7 +1089,9 @@ static void on_refill(evutil_socket_t fd, short what, void *arg)
 	/* 10 ticks a second; rounds so that small rates still add keys */
 	static const long ticks = 10;
 	long add = s->key_rate / ticks + (s->key_rate % ticks ? 1 : 0);
-	s->pool = s->pool + add > s->max_key_count ? s->max_key_count : s->pool + add;
+	for (size_t i = 0; i < s->nsaes * s->nsaes; i++)
+		s->pools[i] =
+		    s->pools[i] + add > s->max_key_count ? s->max_key_count : s->pools[i] + add;
 }
 
 static void on_signal(evutil_socket_t fd, short what, void *arg)
@@ -1188,6 +1231,7 @@ out:
 	free(s.keys);
 	free(s.kmes);
 	free(s.saes);
+	free(s.pools);
 	if (s.base)
 		event_base_free(s.base);
 	if (s.log != stderr)

@@ -125,6 +125,16 @@ conf "dec_keys naming the wrong master is 401" ' 401 ' \
 	"$(cu SAE-B "$B" /api/v1/keys/SAE-C/dec_keys -d "{\"key_IDs\":[{\"key_ID\":\"$kid\"}]}")"
 conf "GET dec_keys with two key_IDs is 400" ' 400 ' \
 	"$(cu SAE-B "$B" "/api/v1/keys/SAE-A/dec_keys?key_ID=$kid&key_ID=x")"
+# key pools are per (master, slave) pair: a key for SAE-B leaves SAE-C's count alone
+skc() { cu SAE-A "$A" "/api/v1/keys/$1/status" | sed -n 's/.*"stored_key_count":\([0-9]*\).*/\1/p'; }
+b0=$(skc SAE-B) c0=$(skc SAE-C)
+cu SAE-A "$A" /api/v1/keys/SAE-B/enc_keys -d '{"number":3}' >/dev/null
+b1=$(skc SAE-B) c1=$(skc SAE-C)
+[ -n "$b0" ] && [ -n "$c0" ] && [ "$b1" -eq $((b0 - 3)) ] && [ "$c1" -eq "$c0" ]
+tap $? "stored_key_count is per SAE pair (SAE-B $b0 -> $b1, SAE-C $c0 -> $c1)"
+cu SAE-A "$A" /api/v1/keys/SAE-B/enc_keys -d '{"additional_slave_SAE_IDs":["SAE-C"]}' >/dev/null
+[ "$(skc SAE-B)" -eq $((b1 - 1)) ] && [ "$(skc SAE-C)" -eq $((c1 - 1)) ]
+tap $? "a multicast key is taken from every listed slave's pool"
 curl -s "http://127.0.0.1:$(awk '$1=="admin"{print $2}' "$dir/ports")/set?ext_optional_strict=1" >/dev/null
 conf "extension_optional behind its switch" 'not all extension_optional request options handled.* 400 ' \
 	"$(cu SAE-A "$A" /api/v1/keys/SAE-B/enc_keys -d '{"extension_optional":[{"abc_x":1}]}')"
