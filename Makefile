@@ -38,7 +38,8 @@ BINS        :=   # installed programs
 TOOLS       :=   # test and benchmark programs, not installed
 UNIT_TESTS  :=   # $(BUILD)/san/test_NAME from tests/unit/test_NAME.c + $(UNIT_SRC_NAME)
 FUZZ_TARGETS :=  # NAME from tests/fuzz/NAME.c + $(FUZZ_SRC_NAME), linked with $(FUZZ_LIBS_NAME)
-MAN_PAGES   :=
+MAN_PAGES   :=   # section 1 pages
+MAN5_PAGES  :=   # section 5 pages (file formats)
 EXTRA_CFLAGS :=
 
 obj     = $(patsubst %.c,$(BUILD)/%.o,$(1))
@@ -96,14 +97,16 @@ bench: all
 
 install: $(BINS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/qkdlink/wireshark \
-	  $(DESTDIR)$(PREFIX)/share/man/man1
+	  $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5
 	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 proto88b7/wireshark/qkdlink.lua $(DESTDIR)$(PREFIX)/share/qkdlink/wireshark/
 	$(if $(MAN_PAGES),install -m 0644 $(MAN_PAGES) $(DESTDIR)$(PREFIX)/share/man/man1/)
+	$(if $(MAN5_PAGES),install -m 0644 $(MAN5_PAGES) $(DESTDIR)$(PREFIX)/share/man/man5/)
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(notdir $(BINS)))
 	rm -f $(addprefix $(DESTDIR)$(PREFIX)/share/man/man1/,$(notdir $(MAN_PAGES)))
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/share/man/man5/,$(notdir $(MAN5_PAGES)))
 	rm -rf $(DESTDIR)$(PREFIX)/share/qkdlink
 
 demo:
