@@ -25,7 +25,7 @@ CSTD     := -std=c11 -D_DEFAULT_SOURCE
 CFLAGS   ?= -O2 -g
 # Modules include their own headers by name; tests and the agent reach every
 # module. tests/layering.sh checks that modules never include each other.
-INCLUDES := -Iproto88b7 -Ikme -Inetconf
+INCLUDES := -Iproto88b7 -Ikme -Inetconf -Iagent
 ALL_CFLAGS = $(CSTD) $(WARN) $(CFLAGS) -fstack-protector-strong -D_FORTIFY_SOURCE=2 \
              $(INCLUDES) $(EXTRA_CFLAGS) -MMD -MP
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \

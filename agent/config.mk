@@ -1,9 +1,6 @@
 # agent: configuration loader (agent/config.c), qkdlinkd-check, its tests and
 # fuzz target. The daemon's own fragment adds qkdlinkd and qkdlinkctl.
 
-# agent headers for the agent and its tests (other modules never include them:
-# tests/layering.sh)
-EXTRA_CFLAGS += -Iagent
 
 AGENT_CONFIG_SRC := agent/config.c
 AGENT_CONFIG_DEPS := $(PROTO_CODEC)

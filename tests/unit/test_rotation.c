@@ -1,0 +1,1410 @@
+/*
+ * test_rotation.c - the rotation state machine, master and slaves driven
+ * against each other in one process (lldpd style: no sockets).
+ *
+ * The harness plays the network, the KMEs and the routers with a fake clock:
+ * every SEND action is encoded by the real codec, signed, and delivered as
+ * bytes to the other agents, which run the receive checks of protocol.md
+ * section 6 (decode, ICV, replay marks) before the machine sees the message.
+ * Frames can be lost, duplicated (retransmitted) or delayed (reordered: the
+ * replay marks then drop the older one, as on the wire). KMEs share keys by
+ * key_ID; a router models NETCONF confirmed commit (running key, pending
+ * confirmed commit with persist-id and timeout). Agents can be restarted from
+ * the state they last asked to persist.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <openssl/sha.h>
+
+#include "frame.h"
+#include "keyderive.h"
+#include "replay.h"
+#include "rotation.h"
+#include "state.h"
+
+#define NODES_MAX 4
+#define QUEUE_MAX 4096
+#define CHANNEL 7
+#define SUITE_BYTES 32
+
+static const uint8_t SECRET[32] = "rotation-test-secret-0123456789a";
+static const char *PREFIX = "00112233445566778899aabbccddeeff";
+static const struct qkd_ident IDENT = {QKD_OUI_DEFAULT, QKD_PID_DEFAULT};
+
+/* ---- the world ---- */
+
+struct router {
+	char committed[QKD_KEYID_MAX + 1]; /* key_ID of the permanent configuration */
+	char committed_ckn[KD_CKN_LEN + 1];
+	char committed_cak[KD_CAK_HEX_MAX + 1];
+	bool cc; /* a confirmed commit is pending */
+	char cc_key[QKD_KEYID_MAX + 1];
+	char cc_ckn[KD_CKN_LEN + 1];
+	char cc_cak[KD_CAK_HEX_MAX + 1];
+	char cc_persist[ROT_PERSIST_ID_MAX];
+	int64_t cc_deadline;
+	bool refuse_stage;  /* commit refused */
+	int refuse_confirm; /* that many confirms fail */
+	int stages, confirms, cancels;
+	int64_t staged_at; /* last stage completion */
+};
+
+struct node {
+	bool up;
+	bool deaf_mute; /* frames to and from it are lost */
+	struct rot_machine m;
+	struct rot_config cfg;
+	char sae[16];
+	bool has_disk;
+	struct chan_state disk;
+	uint32_t epoch, seq;
+	struct qkd_replay replay;
+	struct router r;
+	/* scripted KME */
+	int kme_not_found; /* next dec_keys answer "not found" this many times */
+	bool kme_key_lost;
+	bool kme_error;
+	bool kme_hang; /* enc_keys never answers */
+	int dec_calls, enc_calls;
+	/* observations */
+	char log[64][ROT_TEXT_MAX];
+	size_t nlog;
+	struct rot_metrics metrics;
+	int nmetrics;
+	int sent[4]; /* by message type */
+	int64_t announce_times[16];
+	int nannounce;
+	int acks[8]; /* ACKs sent by result */
+};
+
+enum qkind { Q_FRAME, Q_KME, Q_ROUTER, Q_RESEND };
+
+struct qev {
+	bool used;
+	int64_t at;
+	int node;
+	enum qkind kind;
+	uint8_t frame[QKD_FRAME_MAX];
+	size_t len;
+	uint32_t rotation;
+	enum rot_kme_status kme;
+	char key_id[QKD_KEYID_MAX + 1];
+	enum rot_router_op op;
+	char persist[ROT_PERSIST_ID_MAX];
+	char ckn[KD_CKN_LEN + 1];
+	uint32_t timeout_s;
+};
+
+struct world {
+	int64_t now;
+	struct node n[NODES_MAX];
+	int nnodes;
+	struct qkd_key key;
+	struct qev q[QUEUE_MAX];
+	uint32_t next_key;
+	/* network faults */
+	int drop_type[4];    /* drop the next N frames of a type (any sender) */
+	int drop_ack_result; /* with drop_type[ACK]: only ACKs of this result (-1: any) */
+	bool dup_announce;   /* deliver every ANNOUNCE twice (a retransmission) */
+	int64_t delay_ms;    /* frame transit */
+	int64_t kme_ms, router_ms[NODES_MAX];
+	bool drop_master_hello; /* the decision never reaches the slaves */
+	unsigned loss_pct;      /* random loss of each frame copy */
+	int64_t jitter_ms;      /* random extra transit (reordering) */
+	uint64_t rng;
+	bool verbose;
+};
+
+static struct world *W;
+
+static uint32_t rnd(uint32_t n)
+{
+	W->rng = W->rng * 6364136223846793005ull + 1442695040888963407ull;
+	return (uint32_t)(W->rng >> 33) % n;
+}
+
+/* The KME's key for a key_ID, shared by every KME (QKD). */
+static void kme_key(const char *key_id, uint8_t out[32])
+{
+	SHA256((const uint8_t *)key_id, strlen(key_id), out);
+}
+
+static void derive(const char *key_id, char *ckn, char *cak)
+{
+	uint8_t k[32];
+	char err[128];
+	kme_key(key_id, k);
+	assert_int_equal(kd_ckn(KD_CONV_PREFIX, PREFIX, key_id, ckn, err, sizeof err), 0);
+	assert_int_equal(kd_cak(k, sizeof k, SUITE_BYTES, cak, KD_CAK_HEX_MAX + 1, err, sizeof err),
+	                 0);
+	kd_wipe(k, sizeof k);
+}
+
+static struct qev *enqueue(int64_t at, int node, enum qkind kind)
+{
+	for (size_t i = 0; i < QUEUE_MAX; i++)
+		if (!W->q[i].used) {
+			memset(&W->q[i], 0, sizeof W->q[i]);
+			W->q[i].used = true;
+			W->q[i].at = at;
+			W->q[i].node = node;
+			W->q[i].kind = kind;
+			return &W->q[i];
+		}
+	fail_msg("event queue full");
+	return NULL;
+}
+
+static void send_frame(int from, const struct qkd_msg *body)
+{
+	struct node *s = &W->n[from];
+	struct qkd_msg msg = *body;
+	msg.oui = QKD_OUI_DEFAULT;
+	msg.pid = QKD_PID_DEFAULT;
+	msg.channel = CHANNEL;
+	msg.secret_id = 0;
+	msg.epoch = s->epoch;
+	msg.seq = ++s->seq;
+	msg.sender.ptr = s->sae;
+	msg.sender.len = strlen(s->sae);
+	struct qkd_l2 l2 = {.dst = QKD_DST_DEFAULT, .src = {2, 0, 0, 0, 0, (uint8_t)from}};
+	uint8_t buf[QKD_FRAME_MAX];
+	char err[128];
+	int n = qkd_frame_encode(&l2, &msg, &W->key, buf, sizeof buf, err, sizeof err);
+	if (n < 0)
+		fail_msg("encode: %s", err);
+	s->sent[msg.type]++;
+	if (msg.type == QKD_MSG_ANNOUNCE && s->nannounce < 16)
+		s->announce_times[s->nannounce++] = W->now;
+	if (msg.type == QKD_MSG_ACK)
+		s->acks[msg.u.ack.result & 7]++;
+	if (s->deaf_mute)
+		return;
+	if (W->drop_type[msg.type] > 0 && (msg.type != QKD_MSG_ACK || W->drop_ack_result < 0 ||
+	                                   W->drop_ack_result == msg.u.ack.result)) {
+		W->drop_type[msg.type]--;
+		return;
+	}
+	if (W->drop_master_hello && msg.type == QKD_MSG_HELLO && from == 0)
+		return;
+	for (int i = 0; i < W->nnodes; i++) {
+		if (i == from || W->n[i].deaf_mute)
+			continue;
+		if (W->loss_pct > 0 && rnd(100) < W->loss_pct)
+			continue;
+		int64_t jitter = W->jitter_ms > 0 ? rnd((uint32_t)W->jitter_ms + 1) : 0;
+		struct qev *e = enqueue(W->now + W->delay_ms + jitter, i, Q_FRAME);
+		memcpy(e->frame, buf, (size_t)n);
+		e->len = (size_t)n;
+	}
+	if (W->dup_announce && msg.type == QKD_MSG_ANNOUNCE) {
+		/* a copy 30 ms later, re-sent as a retransmission (new sequence) */
+		struct qev *e = enqueue(W->now + 30, from, Q_RESEND);
+		memcpy(e->frame, buf, (size_t)n);
+		e->len = (size_t)n;
+	}
+}
+
+static void do_actions(int idx, const struct rot_actions *out)
+{
+	struct node *nd = &W->n[idx];
+	for (size_t i = 0; i < out->n; i++) {
+		const struct rot_action *a = &out->a[i];
+		struct qev *e;
+		switch (a->type) {
+		case ROT_ACT_SEND:
+			send_frame(idx, &a->msg);
+			break;
+		case ROT_ACT_KME_ENC:
+			nd->enc_calls++;
+			if (nd->kme_hang)
+				break;
+			e = enqueue(W->now + W->kme_ms, idx, Q_KME);
+			e->rotation = a->rotation;
+			if (nd->kme_error) {
+				nd->kme_error = false;
+				e->kme = ROT_KME_ERROR;
+			} else {
+				snprintf(e->key_id, sizeof e->key_id,
+				         "%08x-0000-4000-8000-0000000000%02x", ++W->next_key,
+				         (unsigned)a->rotation & 0xff);
+			}
+			break;
+		case ROT_ACT_KME_DEC:
+			nd->dec_calls++;
+			e = enqueue(W->now + W->kme_ms, idx, Q_KME);
+			e->rotation = a->rotation;
+			snprintf(e->key_id, sizeof e->key_id, "%s", a->key_id);
+			if (nd->kme_not_found > 0) {
+				nd->kme_not_found--;
+				e->kme = ROT_KME_NOT_FOUND;
+			} else if (nd->kme_key_lost) {
+				nd->kme_key_lost = false;
+				e->kme = ROT_KME_KEY_LOST;
+			}
+			break;
+		case ROT_ACT_ROUTER_STAGE:
+		case ROT_ACT_ROUTER_CONFIRM:
+		case ROT_ACT_ROUTER_CANCEL:
+			e = enqueue(W->now + W->router_ms[idx], idx, Q_ROUTER);
+			e->rotation = a->rotation;
+			e->op = a->type == ROT_ACT_ROUTER_STAGE     ? ROT_OP_STAGE
+			        : a->type == ROT_ACT_ROUTER_CONFIRM ? ROT_OP_CONFIRM
+			                                            : ROT_OP_CANCEL;
+			snprintf(e->key_id, sizeof e->key_id, "%s", a->key_id);
+			snprintf(e->persist, sizeof e->persist, "%s", a->persist_id);
+			snprintf(e->ckn, sizeof e->ckn, "%s", a->ckn);
+			e->timeout_s = a->confirm_timeout_s;
+			break;
+		case ROT_ACT_PERSIST: {
+			char err[256];
+			assert_int_equal(state_check(a->state, err, sizeof err), STATE_OK);
+			nd->disk = *a->state;
+			nd->has_disk = true;
+			break;
+		}
+		case ROT_ACT_LOG:
+			if (W->verbose)
+				fprintf(stderr, "%8lld %s\n", (long long)W->now, a->text);
+			snprintf(nd->log[nd->nlog % 64], ROT_TEXT_MAX, "%s", a->text);
+			nd->nlog++;
+			break;
+		case ROT_ACT_METRICS:
+			nd->metrics = a->metrics;
+			nd->nmetrics++;
+			break;
+		}
+	}
+}
+
+static void handle(int idx, struct rot_event *ev)
+{
+	struct rot_actions *out = malloc(sizeof *out);
+	char err[256];
+	assert_non_null(out);
+	ev->now_ms = W->now;
+	if (rot_handle(&W->n[idx].m, ev, out, err, sizeof err) != 0)
+		fail_msg("rot_handle: %s", err);
+	do_actions(idx, out);
+	free(out);
+}
+
+/* The router completes an operation (even if the agent died meanwhile). */
+static enum rot_router_status router_apply(struct node *nd, const struct qev *e)
+{
+	struct router *r = &nd->r;
+	char ckn[KD_CKN_LEN + 1], cak[KD_CAK_HEX_MAX + 1];
+	switch (e->op) {
+	case ROT_OP_STAGE:
+		if (r->refuse_stage)
+			return ROT_ROUTER_FAILED;
+		derive(e->key_id, ckn, cak); /* what the daemon does with the KME key */
+		assert_string_equal(ckn, e->ckn);
+		r->cc = true;
+		snprintf(r->cc_key, sizeof r->cc_key, "%s", e->key_id);
+		snprintf(r->cc_ckn, sizeof r->cc_ckn, "%s", ckn);
+		snprintf(r->cc_cak, sizeof r->cc_cak, "%s", cak);
+		snprintf(r->cc_persist, sizeof r->cc_persist, "%s", e->persist);
+		r->cc_deadline = W->now + (int64_t)e->timeout_s * 1000;
+		r->stages++;
+		r->staged_at = W->now;
+		return ROT_ROUTER_OK;
+	case ROT_OP_CONFIRM:
+		derive(e->key_id, ckn, cak);
+		assert_string_equal(ckn, e->ckn);
+		r->confirms++;
+		if (r->refuse_confirm > 0) {
+			r->refuse_confirm--;
+			return ROT_ROUTER_FAILED;
+		}
+		if (r->cc && strcmp(r->cc_persist, e->persist) == 0) {
+			snprintf(r->committed, sizeof r->committed, "%s", r->cc_key);
+			snprintf(r->committed_ckn, sizeof r->committed_ckn, "%s", r->cc_ckn);
+			snprintf(r->committed_cak, sizeof r->committed_cak, "%s", r->cc_cak);
+			r->cc = false;
+			return ROT_ROUTER_OK;
+		}
+		/* nothing to confirm: the read-back tells */
+		return strcmp(r->committed, e->key_id) == 0 ? ROT_ROUTER_OK
+		                                            : ROT_ROUTER_ROLLED_BACK;
+	case ROT_OP_CANCEL:
+		r->cancels++;
+		if (r->cc && strcmp(r->cc_persist, e->persist) == 0) {
+			r->cc = false;
+			return ROT_ROUTER_OK;
+		}
+		return strcmp(r->committed, e->key_id) == 0 ? ROT_ROUTER_FAILED
+		                                            : ROT_ROUTER_ROLLED_BACK;
+	}
+	return ROT_ROUTER_FAILED;
+}
+
+static void resend(struct qev *e)
+{
+	struct node *s = &W->n[e->node];
+	if (!s->up)
+		return;
+	uint8_t *pdu = e->frame + 14;
+	uint32_t seq = ++s->seq;
+	pdu[20] = (uint8_t)(seq >> 24);
+	pdu[21] = (uint8_t)(seq >> 16);
+	pdu[22] = (uint8_t)(seq >> 8);
+	pdu[23] = (uint8_t)seq;
+	assert_int_equal(qkd_pdu_sign(pdu, e->len - 14, &W->key), 0);
+	s->sent[QKD_MSG_ANNOUNCE]++;
+	for (int i = 0; i < W->nnodes; i++) {
+		if (i == e->node || W->n[i].deaf_mute)
+			continue;
+		struct qev *c = enqueue(W->now + W->delay_ms, i, Q_FRAME);
+		memcpy(c->frame, e->frame, e->len);
+		c->len = e->len;
+	}
+}
+
+static void deliver(struct qev *e)
+{
+	struct node *nd = &W->n[e->node];
+	struct rot_event ev = {0};
+	switch (e->kind) {
+	case Q_RESEND:
+		resend(e);
+		return;
+	case Q_FRAME: {
+		if (!nd->up)
+			return;
+		struct qkd_decoded d;
+		assert_int_equal(qkd_frame_decode(e->frame, e->len, &IDENT, &d), QKD_OK);
+		assert_int_equal(qkd_frame_verify(&d, &W->key), QKD_OK);
+		if (qkd_replay_check(&nd->replay, d.msg.channel, &d.msg.sender, d.msg.epoch,
+		                     d.msg.seq) != QKD_OK)
+			return; /* reordered or replayed: dropped before the machine */
+		assert_int_equal(qkd_replay_update(&nd->replay, d.msg.channel, &d.msg.sender,
+		                                   d.msg.epoch, d.msg.seq),
+		                 0);
+		ev.type = ROT_EV_FRAME;
+		ev.msg = &d.msg;
+		handle(e->node, &ev);
+		return;
+	}
+	case Q_KME:
+		if (!nd->up)
+			return; /* the answer died with the agent */
+		ev.type = ROT_EV_KME;
+		ev.rotation = e->rotation;
+		ev.kme = e->kme;
+		ev.key_id = e->kme == ROT_KME_OK ? e->key_id : NULL;
+		ev.detail = e->kme == ROT_KME_OK ? NULL : "scripted";
+		handle(e->node, &ev);
+		return;
+	case Q_ROUTER: {
+		enum rot_router_status st = router_apply(nd, e);
+		if (!nd->up)
+			return;
+		ev.type = ROT_EV_ROUTER;
+		ev.rotation = e->rotation;
+		ev.op = e->op;
+		ev.router = st;
+		ev.detail = st == ROT_ROUTER_OK ? NULL : "scripted";
+		handle(e->node, &ev);
+		return;
+	}
+	}
+}
+
+static int64_t router_next(void)
+{
+	int64_t t = INT64_MAX;
+	for (int i = 0; i < W->nnodes; i++)
+		if (W->n[i].r.cc && W->n[i].r.cc_deadline < t)
+			t = W->n[i].r.cc_deadline;
+	return t;
+}
+
+/* Runs the world until time end. */
+static void run_until(int64_t end)
+{
+	for (;;) {
+		int64_t t = router_next();
+		for (size_t i = 0; i < QUEUE_MAX; i++)
+			if (W->q[i].used && W->q[i].at < t)
+				t = W->q[i].at;
+		for (int i = 0; i < W->nnodes; i++)
+			if (W->n[i].up && rot_next_timer(&W->n[i].m) < t)
+				t = rot_next_timer(&W->n[i].m);
+		if (t > end)
+			break;
+		if (t > W->now)
+			W->now = t;
+		for (int i = 0; i < W->nnodes; i++) /* the routers' own rollback */
+			if (W->n[i].r.cc && W->n[i].r.cc_deadline <= W->now)
+				W->n[i].r.cc = false;
+		bool any = false;
+		for (size_t i = 0; i < QUEUE_MAX; i++) {
+			if (W->q[i].used && W->q[i].at <= W->now) {
+				struct qev e = W->q[i];
+				W->q[i].used = false;
+				deliver(&e);
+				any = true;
+				break; /* one at a time: delivery may enqueue */
+			}
+		}
+		if (any)
+			continue;
+		for (int i = 0; i < W->nnodes; i++) {
+			if (W->n[i].up && rot_next_timer(&W->n[i].m) <= W->now) {
+				struct rot_event ev = {.type = ROT_EV_TICK};
+				handle(i, &ev);
+			}
+		}
+	}
+	W->now = end;
+}
+
+static void run_for(int64_t ms)
+{
+	run_until(W->now + ms);
+}
+
+static void start_node(int i, bool from_disk)
+{
+	struct node *nd = &W->n[i];
+	struct rot_actions *out = malloc(sizeof *out);
+	char err[256];
+	assert_non_null(out);
+	assert_int_equal(rot_init(&nd->m, &nd->cfg, err, sizeof err), 0);
+	nd->epoch++; /* qkd_epoch_next() */
+	nd->seq = 0;
+	nd->up = true;
+	struct chan_state loaded;
+	const struct chan_state *st = NULL;
+	if (from_disk && nd->has_disk) {
+		/* through the real file format, as after a crash */
+		char dir[] = "/tmp/qkdrot.XXXXXX", path[64];
+		assert_non_null(mkdtemp(dir));
+		assert_int_equal(state_path(dir, CHANNEL, path, sizeof path), 0);
+		assert_int_equal(state_save(path, &nd->disk, err, sizeof err), STATE_OK);
+		assert_int_equal(state_load(path, &loaded, err, sizeof err), STATE_OK);
+		assert_int_equal(unlink(path), 0);
+		assert_int_equal(rmdir(dir), 0);
+		st = &loaded;
+	}
+	if (rot_start(&nd->m, st, W->now, out, err, sizeof err) != 0)
+		fail_msg("rot_start: %s", err);
+	do_actions(i, out);
+	free(out);
+}
+
+/* Kills an agent: its pending KME/router answers are lost, routers keep going. */
+static void kill_node(int i)
+{
+	W->n[i].up = false;
+}
+
+static const char *NAMES[NODES_MAX] = {"A", "B", "C", "D"};
+
+static void setup_world(int nslaves)
+{
+	uint32_t next_key = W->next_key; /* key_IDs stay unique across worlds */
+	memset(W, 0, sizeof *W);
+	W->next_key = next_key;
+	char err[128];
+	assert_int_equal(qkd_key_init(&W->key, SECRET, sizeof SECRET, err, sizeof err), 0);
+	W->verbose = getenv("ROT_VERBOSE") != NULL;
+	W->nnodes = 1 + nslaves;
+	W->delay_ms = 1;
+	W->kme_ms = 5;
+	W->drop_ack_result = -1;
+	W->now = 1000;
+	for (int i = 0; i < W->nnodes; i++) {
+		struct node *nd = &W->n[i];
+		snprintf(nd->sae, sizeof nd->sae, "%s", NAMES[i]);
+		assert_int_equal(qkd_replay_init(&nd->replay, 16), 0);
+		W->router_ms[i] = i == 0 ? 50 : 30;
+		struct rot_config *c = &nd->cfg;
+		c->channel = CHANNEL;
+		c->role = i == 0 ? QKD_ROLE_MASTER : QKD_ROLE_SLAVE;
+		c->self = nd->sae;
+		if (i == 0) {
+			for (int s = 1; s < W->nnodes; s++)
+				c->slaves[c->nslaves++] = NAMES[s];
+		} else {
+			c->master = NAMES[0];
+		}
+		c->conv = KD_CONV_PREFIX;
+		c->prefix = PREFIX;
+		c->key_bits = 8 * SUITE_BYTES;
+		c->hello_s = 1;
+		c->interval_s = 0; /* on demand, so each test decides */
+		c->rto_ms = 250;
+		c->rto_max_ms = 2000;
+		c->deadline_ms = 10000;
+		c->confirm_timeout_s = 60;
+		c->dec_retries = 3;
+		c->dec_retry_ms = 100;
+		c->retry_ms = 2000;
+	}
+}
+
+static void start_all(void)
+{
+	for (int i = 0; i < W->nnodes; i++)
+		start_node(i, true);
+	run_for(500);
+}
+
+static void free_world(void)
+{
+	for (int i = 0; i < W->nnodes; i++)
+		qkd_replay_free(&W->n[i].replay);
+	qkd_key_clear(&W->key);
+	W->nnodes = 0;
+}
+
+static void rotate_now(void)
+{
+	struct rot_event ev = {.type = ROT_EV_ROTATE_NOW};
+	handle(0, &ev);
+}
+
+static bool logged(int i, const char *needle)
+{
+	struct node *nd = &W->n[i];
+	size_t first = nd->nlog > 64 ? nd->nlog - 64 : 0;
+	for (size_t k = first; k < nd->nlog; k++)
+		if (strstr(nd->log[k % 64], needle) != NULL)
+			return true;
+	return false;
+}
+
+/* Guarantee 1 (and the end of guarantee 2): every router of the channel holds
+ * the same permanent CKN/CAK, no confirmed commit is left pending, and the CAK
+ * is the KME's key for key_id under the channel's convention. Returns the
+ * common key_ID. */
+static const char *assert_common_key(void)
+{
+	const char *k = W->n[0].r.committed;
+	for (int i = 0; i < W->nnodes; i++) {
+		const struct router *r = &W->n[i].r;
+		if (r->cc)
+			fail_msg("router %s still has a pending confirmed commit", W->n[i].sae);
+		if (strcmp(r->committed, k) != 0)
+			fail_msg("router %s holds key %s, router A holds %s", W->n[i].sae,
+			         r->committed, k);
+		assert_string_equal(r->committed_ckn, W->n[0].r.committed_ckn);
+		assert_string_equal(r->committed_cak, W->n[0].r.committed_cak);
+	}
+	if (k[0] != '\0') {
+		char ckn[KD_CKN_LEN + 1], cak[KD_CAK_HEX_MAX + 1];
+		derive(k, ckn, cak);
+		assert_string_equal(W->n[0].r.committed_ckn, ckn);
+		assert_string_equal(W->n[0].r.committed_cak, cak);
+		assert_int_equal(strlen(cak), 2 * SUITE_BYTES);
+	}
+	return k;
+}
+
+static void assert_all_idle(void)
+{
+	for (int i = 0; i < W->nnodes; i++) {
+		if (W->n[i].m.state != ROT_IDLE)
+			fail_msg("agent %s in state %s", W->n[i].sae,
+			         rot_state_name(W->n[i].m.state));
+		assert_int_equal(W->n[i].disk.phase, STATE_PHASE_NONE);
+		assert_string_equal(W->n[i].disk.current_key_id, W->n[i].r.committed);
+	}
+}
+
+static int setup(void **state)
+{
+	W = calloc(1, sizeof *W);
+	*state = W;
+	return W == NULL ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+	free_world(); /* also after a failed test */
+	free(*state);
+	return 0;
+}
+
+/* ---- tests ---- */
+
+static void test_happy_path(void **state)
+{
+	(void)state;
+	setup_world(1);
+	start_all();
+	assert_true(logged(0, "resync: common key confirmed"));
+	rotate_now();
+	run_for(2000);
+	const char *k = assert_common_key();
+	assert_true(k[0] != '\0');
+	assert_all_idle();
+	assert_int_equal(W->n[0].disk.current_rotation, 1);
+	assert_int_equal(W->n[1].disk.current_rotation, 1);
+	assert_int_equal(W->n[0].enc_calls, 1);
+	assert_int_equal(W->n[1].dec_calls, 1);
+	/* both routers staged once and confirmed once: a confirmed commit each */
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(W->n[i].r.stages, 1);
+		assert_int_equal(W->n[i].r.confirms, 1);
+		assert_int_equal(W->n[i].r.cancels, 0);
+	}
+	assert_int_equal(W->n[0].nmetrics, 1);
+	assert_true(W->n[0].metrics.ok);
+	assert_true(logged(0, "done on every router"));
+	struct rot_status st;
+	rot_status(&W->n[0].m, W->now, &st);
+	assert_string_equal(st.state, "IDLE");
+	assert_int_equal(st.current_rotation, 1);
+	assert_string_equal(st.current_key_id, k);
+	assert_int_equal(st.rotations_ok, 1);
+	assert_int_equal(st.npeers, 1);
+	assert_string_equal(st.peers[0].sae, "B");
+	assert_true(st.peers[0].alive);
+	assert_true(st.peers[0].same_key);
+	assert_int_equal(st.peers[0].current_rotation, 1);
+	/* a second rotation moves both to a new key and never reuses a key_ID */
+	char first[QKD_KEYID_MAX + 1];
+	snprintf(first, sizeof first, "%s", k);
+	rotate_now();
+	run_for(2000);
+	k = assert_common_key();
+	assert_string_not_equal(k, first);
+	assert_int_equal(W->n[1].disk.current_rotation, 2);
+	free_world();
+}
+
+static void test_metrics(void **state)
+{
+	(void)state;
+	setup_world(1);
+	start_all();
+	int64_t t0 = W->now;
+	rotate_now();
+	run_for(2000);
+	assert_common_key();
+	/* timeline: enc_keys 5 ms; master stage 50 ms -> staged at +55; ANNOUNCE
+	 * +6, dec_keys +11, slave stage 30 ms -> +41, ACK at master +42:
+	 * skew 13 ms. Confirm at +105, decision HELLO +106, slave confirm +136,
+	 * its HELLO +137: confirm skew 32 ms, duration 137 ms. */
+	const struct rot_metrics *x = &W->n[0].metrics;
+	assert_true(x->ok);
+	assert_int_equal(x->rotation, 1);
+	assert_int_equal(x->skew_ms, 13);
+	assert_int_equal(x->diverged_ms, 13);
+	assert_int_equal(x->confirm_skew_ms, 32);
+	assert_int_equal(x->duration_ms, 137);
+	assert_int_equal(W->n[0].r.staged_at - t0, 55);
+	assert_int_equal(W->n[1].r.staged_at - t0, 41);
+	assert_true(logged(0, "skew 13 ms"));
+	free_world();
+}
+
+static void test_duplicate_announce(void **state)
+{
+	(void)state;
+	setup_world(1);
+	start_all();
+	/* every ANNOUNCE arrives twice, and the first ACK OK is lost: the master
+	 * retransmits, the slave answers each copy with the same ACK */
+	W->dup_announce = true;
+	W->drop_type[QKD_MSG_ACK] = 1;
+	W->drop_ack_result = QKD_RES_OK;
+	rotate_now();
+	run_for(3000);
+	assert_common_key();
+	assert_all_idle();
+	assert_int_equal(W->n[1].dec_calls, 1); /* never fetched again */
+	assert_true(W->n[1].acks[QKD_RES_OK] >= 2);
+	for (int r = 1; r < 8; r++)
+		assert_int_equal(W->n[1].acks[r], 0);
+	assert_true(W->n[0].sent[QKD_MSG_ANNOUNCE] >= 2);
+	free_world();
+}
+
+static void test_duplicate_after_failure_same_result(void **state)
+{
+	(void)state;
+	setup_world(1);
+	start_all();
+	W->n[1].kme_key_lost = true;
+	W->dup_announce = true;
+	rotate_now();
+	run_for(100);
+	/* the slave answered the ANNOUNCE and its copy alike, one dec_keys */
+	assert_int_equal(W->n[1].dec_calls, 1);
+	assert_int_equal(W->n[1].acks[QKD_RES_KME_ERROR], 2);
+	assert_int_equal(W->n[1].acks[QKD_RES_OK], 0);
+	assert_int_equal(W->n[1].disk.last_result, QKD_RES_KME_ERROR);
+	assert_string_equal(W->n[1].disk.last_detail, "key lost");
+	free_world();
+}
+
+static void test_lost_announce_backoff(void **state)
+{
+	(void)state;
+	setup_world(1);
+	start_all();
+	W->drop_type[QKD_MSG_ANNOUNCE] = 3;
+	rotate_now();
+	run_for(5000);
+	assert_common_key();
+	assert_all_idle();
+	struct node *m = &W->n[0];
+	assert_int_equal(m->nannounce, 4);
+	/* retransmissions after 250, 500, 1000 ms: doubling */
+	assert_int_equal(m->announce_times[1] - m->announce_times[0], 250);
+	assert_int_equal(m->announce_times[2] - m->announce_times[1], 500);
+	assert_int_equal(m->announce_times[3] - m->announce_times[2], 1000);
+	assert_int_equal(W->n[1].dec_calls, 1);
+	free_world();
+}
+
+static void test_lost_acks_and_decision(void **state)
+{
+	(void)state;
+	setup_world(1);
+	start_all();
+	/* two ACKs and the first two decision HELLOs lost */
+	W->drop_type[QKD_MSG_ACK] = 2;
+	rotate_now();
+	run_for(3000);
+	assert_common_key();
+	assert_all_idle();
+	assert_int_equal(W->n[1].dec_calls, 1);
+	assert_true(W->n[1].acks[QKD_RES_OK] >= 3);
+	free_world();
+}
+
+static void test_not_found_then_found(void **state)
+{
+	(void)state;
+	setup_world(1);
+	start_all();
+	W->n[1].kme_not_found = 2; /* the key is still travelling between the KMEs */
+	rotate_now();
+	run_for(3000);
+	assert_common_key();
+	assert_all_idle();
+	assert_int_equal(W->n[1].dec_calls, 3);
+	assert_true(logged(1, "not found at the KME yet"));
+	assert_int_equal(W->n[1].acks[QKD_RES_KME_NOT_FOUND], 0);
+	free_world();
+}
+
+static void test_not_found_for_good(void **state)
+{
+	(void)state;
+	setup_world(1);
+	start_all();
+	W->n[1].kme_not_found = 4; /* 1 + dec_retries (3) attempts, all not found */
+	rotate_now();
+	run_for(1500);
+	assert_int_equal(W->n[1].dec_calls, 4);
+	assert_int_equal(W->n[1].acks[QKD_RES_KME_NOT_FOUND], 1);
+	assert_true(logged(0, "KME_NOT_FOUND"));
+	/* both still on no key / old key, master cancelled its stage */
+	assert_int_equal(W->n[0].r.cancels, 1);
+	assert_string_equal(assert_common_key(), "");
+	/* the retry rotation succeeds */
+	run_for(5000);
+	assert_true(assert_common_key()[0] != '\0');
+	free_world();
+}
+
+static void test_key_lost_new_rotation(void **state)
+{
+	(void)state;
+	setup_world(1);
+	start_all();
+	rotate_now();
+	run_for(2000);
+	char old[QKD_KEYID_MAX + 1];
+	snprintf(old, sizeof old, "%s", assert_common_key());
+	W->n[1].kme_key_lost = true;
+	rotate_now();
+	run_for(500);
+	/* rotation 2 failed: both routers back on / still on the old key */
+	assert_string_equal(assert_common_key(), old);
+	assert_int_equal(W->n[0].disk.last_rotation, 2);
+	assert_int_equal(W->n[0].disk.last_result, QKD_RES_KME_ERROR);
+	assert_true(logged(0, "key lost"));
+	assert_false(W->n[0].metrics.ok);
+	/* the master starts a new rotation (3) by itself after the retry delay */
+	run_for(3000);
+	const char *k = assert_common_key();
+	assert_string_not_equal(k, old);
+	assert_int_equal(W->n[0].disk.current_rotation, 3);
+	assert_int_equal(W->n[1].dec_calls, 3);
+	assert_all_idle();
+	free_world();
+}
+
+static void test_master_kme_fails(void **state)
+{
+	(void)state;
+	setup_world(1);
+	start_all();
+	/* enc_keys fails: nothing announced, nothing staged, retried later */
+	W->n[0].kme_error = true;
+	rotate_now();
+	run_for(100);
+	assert_int_equal(W->n[0].sent[QKD_MSG_ANNOUNCE], 0);
+	assert_int_equal(W->n[0].r.stages, 0);
+	assert_int_equal(W->n[0].disk.last_result, QKD_RES_KME_ERROR);
+	/* then the KME hangs: the deadline gives the request up */
+	W->n[0].kme_hang = true;
+	run_for(2000); /* the retry starts and hangs */
+	assert_int_equal(W->n[0].enc_calls, 2);
+	run_for(10000);
+	assert_true(logged(0, "deadline: no answer from the KME"));
+	W->n[0].kme_hang = false;
+	run_for(10000);
+	assert_true(assert_common_key()[0] != '\0');
+	assert_all_idle();
+	free_world();
+}
+
+static void test_slave_commit_refused(void **state)
+{
+	(void)state;
+	setup_world(1);
+	start_all();
+	rotate_now();
+	run_for(2000);
+	char old[QKD_KEYID_MAX + 1];
+	snprintf(old, sizeof old, "%s", assert_common_key());
+	W->n[1].r.refuse_stage = true;
+	rotate_now();
+	run_for(1000);
+	/* the master cancelled its confirmed commit: both stay on the old key */
+	assert_string_equal(assert_common_key(), old);
+	assert_int_equal(W->n[0].r.cancels, 1);
+	assert_int_equal(W->n[1].acks[QKD_RES_COMMIT_FAILED], 1);
+	assert_int_equal(W->n[0].disk.last_result, QKD_RES_COMMIT_FAILED);
+	assert_true(logged(0, "COMMIT_FAILED"));
+	/* the failed rotation reports the time the master's router ran alone */
+	assert_false(W->n[0].metrics.ok);
+	assert_true(W->n[0].metrics.diverged_ms > 0);
+	assert_all_idle();
+	/* retries keep failing safely while the router refuses, then succeed */
+	run_for(3000);
+	assert_string_equal(assert_common_key(), old);
+	W->n[1].r.refuse_stage = false;
+	run_for(10000);
+	assert_string_not_equal(assert_common_key(), old);
+	free_world();
+}
+
+static void test_master_commit_refused(void **state)
+{
+	(void)state;
+	setup_world(1);
+	start_all();
+	rotate_now();
+	run_for(2000);
+	char old[QKD_KEYID_MAX + 1];
+	snprintf(old, sizeof old, "%s", assert_common_key());
+	W->n[0].r.refuse_stage = true;
+	rotate_now();
+	run_for(1000);
+	/* the slave had staged; the master's HELLO (pending 0) made it cancel */
+	assert_string_equal(assert_common_key(), old);
+	assert_int_equal(W->n[1].r.stages, 2);
+	assert_int_equal(W->n[1].r.cancels, 1);
+	assert_true(logged(1, "cancelled"));
+	assert_true(logged(0, "own router refused the stage"));
+	assert_all_idle();
+	free_world();
+}
+
+static void test_confirm_retried(void **state)
+{
+	(void)state;
+	setup_world(1);
+	start_all();
+	W->n[0].r.refuse_confirm = 2; /* router unreachable for two confirms */
+	rotate_now();
+	run_for(3000);
+	assert_common_key();
+	assert_all_idle();
+	assert_int_equal(W->n[0].r.confirms, 3);
+	free_world();
+}
+
+static void test_peer_dead_skipped_and_retried(void **state)
+{
+	(void)state;
+	setup_world(1);
+	W->n[1].deaf_mute = true;
+	start_all();
+	rotate_now();
+	assert_true(logged(0, "rotation skipped (operator): peer B dead: never heard"));
+	assert_int_equal(W->n[0].enc_calls, 0);
+	assert_int_equal(W->n[0].m.skipped, 1);
+	run_for(2500);
+	assert_true(W->n[0].m.skipped >= 2); /* retried, skipped again */
+	assert_int_equal(W->n[0].enc_calls, 0);
+	/* the slave comes back: the retry succeeds without operator action */
+	W->n[1].deaf_mute = false;
+	run_for(5000);
+	assert_true(assert_common_key()[0] != '\0');
+	assert_int_equal(W->n[0].enc_calls, 1);
+	/* a peer that stops sending HELLO is dead after 3 intervals */
+	W->n[1].deaf_mute = true;
+	run_for(3500);
+	rotate_now();
+	assert_true(logged(0, "peer B dead: no HELLO for 3 intervals"));
+	free_world();
+}
+
+static void test_busy(void **state)
+{
+	(void)state;
+	setup_world(1);
+	start_all();
+	rotate_now();
+	run_for(20); /* announcing */
+	rotate_now();
+	assert_true(logged(0, "rotation skipped (operator): busy: rotation 1 in progress"));
+	run_for(1000);
+	assert_common_key();
+	assert_int_equal(W->n[0].disk.current_rotation, 1);
+	/* the skipped request is retried after the retry delay */
+	run_for(3000);
+	assert_int_equal(W->n[0].disk.current_rotation, 2);
+	assert_common_key();
+	/* a slave whose HELLO says it is rotating makes the master skip too */
+	struct qkd_msg msg = {0};
+	msg.channel = CHANNEL;
+	msg.type = QKD_MSG_HELLO;
+	msg.sender.ptr = "B";
+	msg.sender.len = 1;
+	msg.u.hello.role = QKD_ROLE_SLAVE;
+	msg.u.hello.state = QKD_STATE_ROTATING;
+	msg.u.hello.interval = 1;
+	msg.u.hello.current_rotation = 2;
+	msg.u.hello.pending_rotation = 7;
+	memcpy(msg.u.hello.digest, W->n[1].m.digest, QKD_DIGEST_LEN);
+	struct rot_event ev = {.type = ROT_EV_FRAME, .msg = &msg};
+	handle(0, &ev);
+	int enc = W->n[0].enc_calls;
+	rotate_now();
+	assert_true(
+	    logged(0, "rotation skipped (operator): peer B busy (state ROTATING, pending 7)"));
+	assert_int_equal(W->n[0].enc_calls, enc);
+	/* its next real HELLO says IDLE: the retry goes ahead */
+	run_for(3000);
+	assert_int_equal(W->n[0].disk.current_rotation, 3);
+	assert_common_key();
+	free_world();
+}
+
+static void test_slave_busy_answer(void **state)
+{
+	(void)state;
+	setup_world(1);
+	start_all();
+	/* a slave mid-rotation answers a different rotation with BUSY */
+	W->n[1].kme_not_found = 1;
+	rotate_now();
+	run_for(12); /* slave waits to retry dec_keys */
+	assert_int_equal(W->n[1].m.state, ROT_S_FETCH_WAIT);
+	struct qkd_msg msg = {0};
+	msg.channel = CHANNEL;
+	msg.type = QKD_MSG_ANNOUNCE;
+	msg.sender.ptr = "A";
+	msg.sender.len = 1;
+	msg.u.announce.rotation = 9;
+	msg.u.announce.nkeys = 1;
+	msg.u.announce.keys[0].ptr = "00000009-0000-4000-8000-000000000009";
+	msg.u.announce.keys[0].len = 36;
+	struct rot_event ev = {.type = ROT_EV_FRAME, .msg = &msg};
+	handle(1, &ev);
+	assert_int_equal(W->n[1].acks[QKD_RES_BUSY], 1);
+	/* an older rotation is STALE once the slave is idle */
+	run_for(2000);
+	assert_common_key();
+	msg.u.announce.rotation = 1;
+	int ok_before = W->n[1].acks[QKD_RES_OK];
+	handle(1, &ev); /* rotation 1 answered already: same answer again */
+	assert_int_equal(W->n[1].acks[QKD_RES_OK], ok_before + 1);
+	assert_int_equal(W->n[1].dec_calls, 2);
+	free_world();
+}
+
+static void test_stale_and_foreign(void **state)
+{
+	(void)state;
+	setup_world(1);
+	start_all();
+	rotate_now();
+	run_for(2000);
+	rotate_now();
+	run_for(2000);
+	assert_int_equal(W->n[1].disk.current_rotation, 2);
+	int dec = W->n[1].dec_calls;
+	struct qkd_msg msg = {0};
+	msg.channel = CHANNEL;
+	msg.type = QKD_MSG_ANNOUNCE;
+	msg.sender.ptr = "A";
+	msg.sender.len = 1;
+	msg.u.announce.rotation = 1; /* older than the current one */
+	msg.u.announce.nkeys = 1;
+	msg.u.announce.keys[0].ptr = "00000001-0000-4000-8000-000000000001";
+	msg.u.announce.keys[0].len = 36;
+	struct rot_event ev = {.type = ROT_EV_FRAME, .msg = &msg};
+	handle(1, &ev);
+	assert_int_equal(W->n[1].acks[QKD_RES_STALE], 1);
+	/* an ANNOUNCE from somebody who is not the channel's master changes nothing */
+	msg.sender.ptr = "Z";
+	msg.u.announce.rotation = 50;
+	handle(1, &ev);
+	assert_true(logged(1, "ANNOUNCE from Z dropped: not a peer"));
+	/* nor one whose key_ID cannot make a CKN under the convention */
+	msg.sender.ptr = "A";
+	msg.u.announce.keys[0].ptr = "not-a-uuid";
+	msg.u.announce.keys[0].len = 10;
+	handle(1, &ev);
+	assert_int_equal(W->n[1].acks[QKD_RES_INTERNAL], 1);
+	assert_int_equal(W->n[1].dec_calls, dec);
+	run_for(2000);
+	assert_common_key();
+	free_world();
+}
+
+static void test_two_slaves(void **state)
+{
+	(void)state;
+	setup_world(2);
+	W->router_ms[2] = 70; /* the slowest router sets the skew */
+	start_all();
+	assert_true(logged(0, "resync: common key confirmed"));
+	rotate_now();
+	run_for(2000);
+	const char *k = assert_common_key();
+	assert_true(k[0] != '\0');
+	assert_all_idle();
+	assert_int_equal(W->n[0].enc_calls, 1);
+	assert_int_equal(W->n[1].dec_calls, 1);
+	assert_int_equal(W->n[2].dec_calls, 1);
+	/* stages as the master sees them: B's ACK at +42, its own at +55, C's
+	 * ACK at +82: skew 40 ms */
+	assert_int_equal(W->n[0].metrics.skew_ms, 40);
+	/* one slave refusing fails the rotation for all three */
+	W->n[2].r.refuse_stage = true;
+	rotate_now();
+	run_for(1000);
+	assert_string_equal(assert_common_key(), k);
+	assert_int_equal(W->n[1].r.cancels, 1);
+	free_world();
+}
+
+static void test_restart_slave_staged(void **state)
+{
+	(void)state;
+	setup_world(1);
+	start_all();
+	rotate_now();
+	run_for(2000);
+	char old[QKD_KEYID_MAX + 1];
+	snprintf(old, sizeof old, "%s", assert_common_key());
+	/* the slave dies after staging, before the master's decision arrives */
+	W->drop_master_hello = true;
+	rotate_now();
+	run_for(45);
+	assert_int_equal(W->n[1].m.state, ROT_S_STAGED);
+	kill_node(1);
+	run_for(200); /* the master confirms meanwhile; the slave's router still has the stage */
+	assert_true(W->n[1].r.cc);
+	W->drop_master_hello = false;
+	start_node(1, true);
+	assert_int_equal(W->n[1].m.state, ROT_S_STAGED);
+	run_for(3000);
+	/* the restarted slave learned the decision from the master's HELLO */
+	const char *k = assert_common_key();
+	assert_string_not_equal(k, old);
+	assert_all_idle();
+	assert_int_equal(W->n[1].dec_calls, 2);
+	free_world();
+}
+
+static void test_restart_slave_fetching(void **state)
+{
+	(void)state;
+	setup_world(1);
+	start_all();
+	rotate_now();
+	run_for(8); /* dec_keys in flight */
+	assert_int_equal(W->n[1].m.state, ROT_S_FETCHING);
+	kill_node(1);
+	run_for(100);
+	start_node(1, true);
+	/* the key may have been delivered and died with the process: never again */
+	assert_int_equal(W->n[1].disk.last_result, QKD_RES_KME_ERROR);
+	run_for(6000);
+	const char *k = assert_common_key();
+	assert_true(k[0] != '\0');
+	assert_all_idle();
+	assert_int_equal(W->n[0].disk.current_rotation, 2);
+	assert_int_equal(W->n[1].dec_calls, 2); /* rotation 1 once, rotation 2 once */
+	free_world();
+}
+
+static void test_restart_master_before_decision(void **state)
+{
+	(void)state;
+	setup_world(1);
+	start_all();
+	rotate_now();
+	run_for(2000);
+	char old[QKD_KEYID_MAX + 1];
+	snprintf(old, sizeof old, "%s", assert_common_key());
+	rotate_now();
+	run_for(45); /* slave staged, master's stage in flight */
+	kill_node(0);
+	run_for(100);
+	assert_true(W->n[0].r.cc); /* the router finished the stage without the agent */
+	start_node(0, true);
+	run_for(300);
+	/* the master cancelled (no decision was made); the slave cancelled on its HELLO */
+	assert_string_equal(assert_common_key(), old);
+	assert_true(logged(0, "cancelling after restart"));
+	/* and a fresh rotation follows, without operator action */
+	run_for(8000);
+	assert_string_not_equal(assert_common_key(), old);
+	assert_all_idle();
+	free_world();
+}
+
+static void test_restart_master_after_decision(void **state)
+{
+	(void)state;
+	setup_world(1);
+	start_all();
+	rotate_now();
+	run_for(56); /* both staged, the master's confirm in flight */
+	assert_int_equal(W->n[0].m.state, ROT_M_CONFIRMING);
+	assert_int_equal(W->n[0].disk.phase, STATE_PHASE_CONFIRMING);
+	kill_node(0);
+	run_for(100);
+	start_node(0, true);
+	run_for(2000);
+	/* confirmed again (the read-back says it is), then the slave confirmed */
+	const char *k = assert_common_key();
+	assert_true(k[0] != '\0');
+	assert_all_idle();
+	assert_int_equal(W->n[0].disk.current_rotation, 1);
+	assert_true(logged(0, "confirming again after restart"));
+	free_world();
+}
+
+static void test_lost_state_resync(void **state)
+{
+	(void)state;
+	setup_world(1);
+	start_all();
+	rotate_now();
+	run_for(2000);
+	char old[QKD_KEYID_MAX + 1];
+	snprintf(old, sizeof old, "%s", assert_common_key());
+	/* the slave's state file was corrupt: it starts knowing no key */
+	kill_node(1);
+	W->n[1].has_disk = false;
+	run_for(100);
+	start_node(1, false);
+	run_for(6000);
+	assert_true(logged(0, "key mismatch with B"));
+	const char *k = assert_common_key();
+	assert_string_not_equal(k, old);
+	assert_all_idle();
+	assert_int_equal(W->n[0].disk.current_rotation, 2);
+	/* the master lost its state: rotation IDs go on above the slave's */
+	kill_node(0);
+	W->n[0].has_disk = false;
+	run_for(100);
+	start_node(0, false);
+	run_for(6000);
+	assert_common_key();
+	assert_all_idle();
+	assert_int_equal(W->n[0].disk.current_rotation, 3);
+	free_world();
+}
+
+static void test_decision_lost_bounded_recovery(void **state)
+{
+	(void)state;
+	setup_world(1);
+	start_all();
+	rotate_now();
+	run_for(2000);
+	/* every master HELLO is lost from the decision on: the slave never hears
+	 * it and cancels before its router's timeout; the master sees the slave
+	 * on the old key and rotates afresh once HELLOs flow again */
+	rotate_now();
+	run_for(100);
+	W->drop_master_hello = true;
+	run_for(60000);
+	W->drop_master_hello = false;
+	run_for(10000);
+	assert_common_key();
+	assert_all_idle();
+	assert_true(logged(0, "did not confirm"));
+	free_world();
+}
+
+/*
+ * Guarantee 2 under random faults: frames lost and reordered, ACKs and
+ * decisions lost, KME "not found" and "key lost", refused stages, and agents
+ * killed at random moments of a rotation and restarted from their persisted
+ * state. After the faults stop, every router of the channel is on one common
+ * key within a bounded time (T_c + a few hello intervals + one rotation),
+ * with no confirmed commit left pending and no key_ID reused.
+ */
+static void test_random_faults(void **state)
+{
+	(void)state;
+	char seen[64][QKD_KEYID_MAX + 1];
+	size_t nseen = 0;
+	int failed = 0, cancels = 0, restarts_mid = 0;
+	for (unsigned round = 0; round < 40; round++) {
+		setup_world(1 + round % 2);
+		W->rng = 0x5eed0000u + round;
+		start_all();
+		for (int step = 0; step < 3; step++) {
+			W->loss_pct = rnd(40);
+			W->jitter_ms = rnd(3) == 0 ? 20 : 0;
+			int victim = (int)rnd((uint32_t)W->nnodes);
+			switch (rnd(5)) {
+			case 0:
+				W->n[victim].kme_not_found = (int)rnd(6);
+				break;
+			case 1:
+				W->n[victim].kme_key_lost = victim != 0;
+				break;
+			case 2:
+				W->n[victim].r.refuse_stage = true;
+				break;
+			default:
+				break;
+			}
+			rotate_now();
+			run_for(rnd(200));
+			if (rnd(2) == 0) {
+				int k = (int)rnd((uint32_t)W->nnodes);
+				restarts_mid += W->n[k].m.state != ROT_IDLE;
+				kill_node(k);
+				run_for(rnd(3000));
+				start_node(k, rnd(8) != 0); /* sometimes the state is lost */
+			}
+			run_for(rnd(4000));
+			for (int i = 0; i < W->nnodes; i++)
+				W->n[i].r.refuse_stage = false;
+		}
+		/* heal, then the bound: T_c (60 s) + 3 H + one rotation */
+		W->loss_pct = 0;
+		W->jitter_ms = 0;
+		run_for(60000 + 3000 + 15000);
+		const char *k = assert_common_key();
+		assert_all_idle();
+		for (int i = 0; i < W->nnodes; i++)
+			cancels += W->n[i].r.cancels;
+		failed += W->n[0].nmetrics - (int)W->n[0].m.rotations_ok;
+		if (k[0] != '\0') {
+			for (size_t i = 0; i < nseen; i++)
+				assert_string_not_equal(seen[i], k);
+			if (nseen < 64)
+				snprintf(seen[nseen++], sizeof seen[0], "%s", k);
+		}
+		free_world();
+	}
+	/* the faults did happen: failed rotations, rollbacks, restarts mid-rotation */
+	if (getenv("ROT_VERBOSE") != NULL)
+		fprintf(stderr,
+		        "random: %d failed rotations, %d cancels, %d restarts mid-rotation\n",
+		        failed, cancels, restarts_mid);
+	assert_true(failed >= 20);
+	assert_true(cancels >= 20);
+	assert_true(restarts_mid >= 5);
+}
+
+static void test_config_and_api_errors(void **state)
+{
+	(void)state;
+	setup_world(1);
+	struct rot_machine m;
+	struct rot_config c = W->n[0].cfg;
+	char err[256];
+	c.nslaves = 0;
+	assert_int_equal(rot_init(&m, &c, err, sizeof err), -1);
+	c = W->n[0].cfg;
+	c.slaves[0] = "A";
+	assert_int_equal(rot_init(&m, &c, err, sizeof err), -1);
+	assert_non_null(strstr(err, "own"));
+	c = W->n[0].cfg;
+	c.confirm_timeout_s = 5;
+	assert_int_equal(rot_init(&m, &c, err, sizeof err), -1);
+	assert_non_null(strstr(err, "confirm timeout"));
+	c = W->n[0].cfg;
+	c.prefix = "abc";
+	assert_int_equal(rot_init(&m, &c, err, sizeof err), -1);
+	c = W->n[0].cfg;
+	assert_int_equal(rot_init(&m, &c, err, sizeof err), 0);
+	struct chan_state st;
+	state_init(&st, CHANNEL + 1, QKD_ROLE_MASTER);
+	struct rot_actions *out = malloc(sizeof *out);
+	assert_non_null(out);
+	assert_int_equal(rot_start(&m, &st, 0, out, err, sizeof err), -1);
+	assert_non_null(strstr(err, "channel 8"));
+	state_init(&st, CHANNEL, QKD_ROLE_MASTER);
+	assert_int_equal(rot_start(&m, &st, 100, out, err, sizeof err), 0);
+	struct rot_event ev = {.type = ROT_EV_TICK, .now_ms = 50};
+	assert_int_equal(rot_handle(&m, &ev, out, err, sizeof err), -1);
+	assert_non_null(strstr(err, "backwards"));
+	free(out);
+	free_world();
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_happy_path, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_duplicate_announce, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_duplicate_after_failure_same_result, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_lost_announce_backoff, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lost_acks_and_decision, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_not_found_then_found, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_not_found_for_good, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_key_lost_new_rotation, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_master_kme_fails, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_slave_commit_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_master_commit_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_confirm_retried, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_peer_dead_skipped_and_retried, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_slave_busy_answer, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stale_and_foreign, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_two_slaves, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_restart_slave_staged, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_restart_slave_fetching, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_restart_master_before_decision, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_restart_master_after_decision, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lost_state_resync, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_decision_lost_bounded_recovery, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_random_faults, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_config_and_api_errors, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
