@@ -2,8 +2,8 @@
  * frame.c - the key-ID wire format, byte for byte as docs/protocol.md says.
  */
 #include "frame.h"
+#include "errf.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -64,17 +64,6 @@ static uint64_t get64(const uint8_t *p)
 	return ((uint64_t)get32(p) << 32) | get32(p + 4);
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (err != NULL && errlen > 0) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
 static bool printable(const char *s, size_t len, unsigned char lo)
 {
 	for (size_t i = 0; i < len; i++) {
@@ -96,15 +85,15 @@ int qkd_key_init(struct qkd_key *key, const uint8_t *secret, size_t len, char *e
 {
 	key->mac = NULL;
 	if (len < QKD_SECRET_MIN || len > QKD_SECRET_MAX)
-		return fail(err, errlen, "secret is %zu octets, need %d..%d", len, QKD_SECRET_MIN,
-		            QKD_SECRET_MAX);
+		return qkd_errf(err, errlen, "secret is %zu octets, need %d..%d", len,
+		                QKD_SECRET_MIN, QKD_SECRET_MAX);
 	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
 	if (mac == NULL)
-		return fail(err, errlen, "OpenSSL has no HMAC");
+		return qkd_errf(err, errlen, "OpenSSL has no HMAC");
 	EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(mac);
 	EVP_MAC_free(mac); /* the context holds its own reference */
 	if (ctx == NULL)
-		return fail(err, errlen, "out of memory");
+		return qkd_errf(err, errlen, "out of memory");
 	char digest[] = "SHA256";
 	OSSL_PARAM params[] = {
 	    OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
@@ -112,7 +101,7 @@ int qkd_key_init(struct qkd_key *key, const uint8_t *secret, size_t len, char *e
 	};
 	if (EVP_MAC_init(ctx, secret, len, params) != 1) {
 		EVP_MAC_CTX_free(ctx);
-		return fail(err, errlen, "HMAC-SHA256 key setup failed");
+		return qkd_errf(err, errlen, "HMAC-SHA256 key setup failed");
 	}
 	key->mac = ctx;
 	return 0;
@@ -245,54 +234,56 @@ static void wr_tlv(struct writer *w, uint8_t type, const void *v, size_t len)
 static int check_msg(const struct qkd_msg *m, char *err, size_t errlen)
 {
 	if (m->oui > 0xFFFFFF)
-		return fail(err, errlen, "OUI 0x%X has more than 24 bits", (unsigned)m->oui);
+		return qkd_errf(err, errlen, "OUI 0x%X has more than 24 bits", (unsigned)m->oui);
 	if (!qkd_str_valid(m->sender.ptr, m->sender.len, QKD_SENDER_MAX))
-		return fail(err, errlen, "sender ID must be 1..%d printable ASCII characters",
-		            QKD_SENDER_MAX);
+		return qkd_errf(err, errlen, "sender ID must be 1..%d printable ASCII characters",
+		                QKD_SENDER_MAX);
 	if (m->channel == 0)
-		return fail(err, errlen, "channel must be 1 or more");
+		return qkd_errf(err, errlen, "channel must be 1 or more");
 	if (m->epoch == 0 || m->seq == 0)
-		return fail(err, errlen, "epoch and sequence must be 1 or more");
+		return qkd_errf(err, errlen, "epoch and sequence must be 1 or more");
 	switch (m->type) {
 	case QKD_MSG_HELLO: {
 		const struct qkd_hello *h = &m->u.hello;
 		if (h->role != QKD_ROLE_MASTER && h->role != QKD_ROLE_SLAVE)
-			return fail(err, errlen, "HELLO role %u is not 1 (master) or 2 (slave)",
-			            h->role);
+			return qkd_errf(err, errlen, "HELLO role %u is not 1 (master) or 2 (slave)",
+			                h->role);
 		if (h->interval < 1 || h->interval > HELLO_INTERVAL_MAX)
-			return fail(err, errlen, "HELLO interval %u is not 1..%d s", h->interval,
-			            HELLO_INTERVAL_MAX);
+			return qkd_errf(err, errlen, "HELLO interval %u is not 1..%d s",
+			                h->interval, HELLO_INTERVAL_MAX);
 		return 0;
 	}
 	case QKD_MSG_ANNOUNCE: {
 		const struct qkd_announce *a = &m->u.announce;
 		if (a->rotation == 0)
-			return fail(err, errlen, "rotation ID must be 1 or more");
+			return qkd_errf(err, errlen, "rotation ID must be 1 or more");
 		if (a->nkeys < 1 || a->nkeys > QKD_KEYS_MAX)
-			return fail(err, errlen, "ANNOUNCE carries %u key_IDs, need 1..%d",
-			            a->nkeys, QKD_KEYS_MAX);
+			return qkd_errf(err, errlen, "ANNOUNCE carries %u key_IDs, need 1..%d",
+			                a->nkeys, QKD_KEYS_MAX);
 		for (size_t i = 0; i < a->nkeys; i++)
 			if (!qkd_str_valid(a->keys[i].ptr, a->keys[i].len, QKD_KEYID_MAX))
-				return fail(err, errlen,
-				            "key_ID %zu must be 1..%d printable ASCII characters",
-				            i + 1, QKD_KEYID_MAX);
+				return qkd_errf(
+				    err, errlen,
+				    "key_ID %zu must be 1..%d printable ASCII characters", i + 1,
+				    QKD_KEYID_MAX);
 		if (a->has_slot && a->slot > QKD_KEYCHAIN_SLOT_MAX)
-			return fail(err, errlen, "key-chain slot %u is not 0..%d", a->slot,
-			            QKD_KEYCHAIN_SLOT_MAX);
+			return qkd_errf(err, errlen, "key-chain slot %u is not 0..%d", a->slot,
+			                QKD_KEYCHAIN_SLOT_MAX);
 		return 0;
 	}
 	case QKD_MSG_ACK: {
 		const struct qkd_ack *k = &m->u.ack;
 		if (k->rotation == 0)
-			return fail(err, errlen, "rotation ID must be 1 or more");
+			return qkd_errf(err, errlen, "rotation ID must be 1 or more");
 		if (k->detail.len > QKD_DETAIL_MAX ||
 		    (k->detail.len > 0 && !printable(k->detail.ptr, k->detail.len, 0x20)))
-			return fail(err, errlen, "ACK detail must be 0..%d printable characters",
-			            QKD_DETAIL_MAX);
+			return qkd_errf(err, errlen,
+			                "ACK detail must be 0..%d printable characters",
+			                QKD_DETAIL_MAX);
 		return 0;
 	}
 	default:
-		return fail(err, errlen, "unknown message type %u", m->type);
+		return qkd_errf(err, errlen, "unknown message type %u", m->type);
 	}
 }
 
@@ -345,7 +336,7 @@ int qkd_pdu_encode(const struct qkd_msg *m, const struct qkd_key *key, uint8_t *
 	struct writer w = {.buf = buf, .cap = cap < QKD_PDU_MAX ? cap : QKD_PDU_MAX};
 	uint8_t *hdr = wr_take(&w, QKD_HDR_LEN);
 	if (hdr == NULL)
-		return fail(err, errlen, "buffer of %zu octets too small", cap);
+		return qkd_errf(err, errlen, "buffer of %zu octets too small", cap);
 	put24(hdr, m->oui);
 	put16(hdr + 3, m->pid);
 	hdr[5] = QKD_VERSION;
@@ -361,11 +352,11 @@ int qkd_pdu_encode(const struct qkd_msg *m, const struct qkd_key *key, uint8_t *
 	wr_body(&w, m);
 	wr_take(&w, QKD_ICV_LEN);
 	if (w.overflow)
-		return fail(err, errlen, "PDU does not fit in %zu octets (limit %d)", w.cap,
-		            QKD_PDU_MAX);
+		return qkd_errf(err, errlen, "PDU does not fit in %zu octets (limit %d)", w.cap,
+		                QKD_PDU_MAX);
 	put16(hdr + 8, (uint16_t)w.off);
 	if (qkd_pdu_sign(buf, w.off, key) != 0)
-		return fail(err, errlen, "HMAC-SHA256 failed (no key?)");
+		return qkd_errf(err, errlen, "HMAC-SHA256 failed (no key?)");
 	return (int)w.off;
 }
 
@@ -375,10 +366,11 @@ int qkd_frame_encode(const struct qkd_l2 *l2, const struct qkd_msg *m, const str
 	size_t hl = ETH_HDR_LEN + (l2->tagged ? 4 : 0);
 	/* VID 0 is a priority tag (PCP only); 4095 is reserved (IEEE 802.1Q) */
 	if (l2->tagged && (l2->vid > 4094 || l2->pcp > 7))
-		return fail(err, errlen, "VLAN %u priority %u out of range (VID 0..4094, PCP 0..7)",
-		            l2->vid, l2->pcp);
+		return qkd_errf(err, errlen,
+		                "VLAN %u priority %u out of range (VID 0..4094, PCP 0..7)", l2->vid,
+		                l2->pcp);
 	if (cap < hl + QKD_PDU_MIN)
-		return fail(err, errlen, "buffer of %zu octets too small", cap);
+		return qkd_errf(err, errlen, "buffer of %zu octets too small", cap);
 	memcpy(buf, l2->dst, 6);
 	memcpy(buf + 6, l2->src, 6);
 	if (l2->tagged) {
@@ -395,7 +387,7 @@ int qkd_frame_encode(const struct qkd_l2 *l2, const struct qkd_msg *m, const str
 	size_t min = QKD_ETH_MIN + (l2->tagged ? 4 : 0);
 	if (len < min) {
 		if (cap < min)
-			return fail(err, errlen, "buffer of %zu octets too small", cap);
+			return qkd_errf(err, errlen, "buffer of %zu octets too small", cap);
 		memset(buf + len, 0, min - len);
 		len = min;
 	}

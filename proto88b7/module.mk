@@ -1,7 +1,7 @@
 # proto88b7: the key-ID wire format, the L2 port, qkd88b7, golden captures.
 
 PROTO_CODEC := proto88b7/frame.c proto88b7/replay.c proto88b7/secret.c proto88b7/rx.c \
-               proto88b7/epoch.c
+               proto88b7/epoch.c proto88b7/errf.c
 PROTO_PORT  := proto88b7/port.c
 LDLIBS_PROTO := -lcrypto
 LDLIBS_PORT  := -lnet -lpcap

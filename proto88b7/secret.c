@@ -2,10 +2,10 @@
  * secret.c - reading frame secrets from files without leaking them.
  */
 #include "secret.h"
+#include "errf.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,44 +13,35 @@
 
 #include <openssl/crypto.h>
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 int qkd_secret_read(const char *path, uint8_t *buf, size_t cap, size_t *len, char *err,
                     size_t errlen)
 {
 	*len = 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
-		return fail(err, errlen, "secret file %s: %s", path, strerror(errno));
+		return qkd_errf(err, errlen, "secret file %s: %s", path, strerror(errno));
 	struct stat st;
 	if (fstat(fd, &st) != 0) {
 		int e = errno;
 		close(fd);
-		return fail(err, errlen, "secret file %s: %s", path, strerror(e));
+		return qkd_errf(err, errlen, "secret file %s: %s", path, strerror(e));
 	}
 	if (!S_ISREG(st.st_mode)) {
 		close(fd);
-		return fail(err, errlen, "secret file %s: not a regular file", path);
+		return qkd_errf(err, errlen, "secret file %s: not a regular file", path);
 	}
 	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
 		close(fd);
-		return fail(err, errlen,
-		            "secret file %s: mode %04o lets others read or write it; "
-		            "chmod 600 it",
-		            path, (unsigned)(st.st_mode & 07777));
+		return qkd_errf(err, errlen,
+		                "secret file %s: mode %04o lets others read or write it; "
+		                "chmod 600 it",
+		                path, (unsigned)(st.st_mode & 07777));
 	}
 	if (st.st_size < QKD_SECRET_MIN || st.st_size > QKD_SECRET_MAX ||
 	    (size_t)st.st_size > cap) {
 		close(fd);
-		return fail(err, errlen, "secret file %s: %lld octets, need %d..%d", path,
-		            (long long)st.st_size, QKD_SECRET_MIN, QKD_SECRET_MAX);
+		return qkd_errf(err, errlen, "secret file %s: %lld octets, need %d..%d", path,
+		                (long long)st.st_size, QKD_SECRET_MIN, QKD_SECRET_MAX);
 	}
 	size_t want = (size_t)st.st_size, got = 0;
 	while (got < want) {
@@ -61,8 +52,8 @@ int qkd_secret_read(const char *path, uint8_t *buf, size_t cap, size_t *len, cha
 			int e = n < 0 ? errno : 0;
 			close(fd);
 			OPENSSL_cleanse(buf, cap);
-			return fail(err, errlen, "secret file %s: %s", path,
-			            e ? strerror(e) : "shorter than its size");
+			return qkd_errf(err, errlen, "secret file %s: %s", path,
+			                e ? strerror(e) : "shorter than its size");
 		}
 		got += (size_t)n;
 	}
@@ -81,6 +72,6 @@ int qkd_key_load(struct qkd_key *key, const char *path, char *err, size_t errlen
 	int rc = qkd_key_init(key, buf, len, kerr, sizeof kerr);
 	OPENSSL_cleanse(buf, sizeof buf);
 	if (rc != 0)
-		return fail(err, errlen, "secret file %s: %s", path, kerr);
+		return qkd_errf(err, errlen, "secret file %s: %s", path, kerr);
 	return 0;
 }
