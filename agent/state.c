@@ -227,13 +227,18 @@ enum state_err state_save(const char *path, const struct chan_state *s, char *er
 		return failf(STATE_E_IO, err, errlen, "%s: out of memory", path);
 	char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(j);
+	/* text comes from jansson's allocator, which the daemon replaces
+	 * (kme_global_init): free it with jansson's free function */
+	json_malloc_t jm;
+	json_free_t jfree;
+	json_get_alloc_funcs(&jm, &jfree);
 	if (text == NULL)
 		return failf(STATE_E_IO, err, errlen, "%s: out of memory", path);
 	size_t len = strlen(text);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		int e = errno;
-		free(text);
+		jfree(text);
 		return failf(STATE_E_IO, err, errlen, "%s: cannot create: %s", tmp, strerror(e));
 	}
 	int rc = fchmod(fd, 0600);
@@ -244,7 +249,7 @@ enum state_err state_save(const char *path, const struct chan_state *s, char *er
 	if (rc == 0)
 		rc = fsync(fd);
 	int e = errno;
-	free(text);
+	jfree(text);
 	if (close(fd) != 0 && rc == 0) {
 		rc = -1;
 		e = errno;

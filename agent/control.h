@@ -1,0 +1,76 @@
+/*
+ * control.h - the qkdlinkd control protocol, shared by the daemon and
+ * qkdlinkctl (pure: no socket, no clock).
+ *
+ * Over the UNIX control socket (mode 0660) the client sends one request line
+ * and the daemon answers with one JSON object on one line, then closes:
+ *
+ *   status            -> the status object (below)
+ *   rotate CHANNEL    -> {"ok":true} or {"ok":false,"error":"..."}
+ *   reload            -> {"ok":true} or {"ok":false,"error":"..."}
+ *
+ * The status object: {"sae_id", "channels":[{"id","ca_name","role","state",
+ * "resync","current_key_id","current_rotation","pending_rotation",
+ * "pending_key_id","last_result","last_detail","last_rotation":{...}|null,
+ * "peers":[{"sae_id","alive","last_heard_s"}],"rotations_completed",
+ * "rotations_failed","rotations_skipped"}], "frames":{"accepted",
+ * "dropped":{reason:count}}, "kme":{"cert_days_left","ca_days_left",
+ * "warn_days","warning"}}. Never key material: key_IDs only.
+ */
+#ifndef QKD_AGENT_CONTROL_H
+#define QKD_AGENT_CONTROL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "frame.h"
+#include "rotation.h"
+
+#define CONTROL_LINE_MAX 256 /* longest request line */
+
+enum control_cmd { CONTROL_STATUS = 1, CONTROL_ROTATE, CONTROL_RELOAD };
+
+struct control_request {
+	enum control_cmd cmd;
+	uint32_t channel; /* CONTROL_ROTATE */
+};
+
+/* Parses one request line (a trailing "\n" or "\r\n" is allowed). 0, or -1
+ * with err saying what is wrong. */
+int control_parse(const char *line, size_t len, struct control_request *req, char *err,
+                  size_t errlen);
+
+/* One channel as the daemon sees it, for control_status_json(). */
+struct control_channel {
+	uint32_t id;
+	const char *ca_name;
+	struct rot_status st;
+	bool has_metrics;
+	struct rot_metrics metrics; /* the last finished rotation (master) */
+};
+
+struct control_status {
+	const char *sae_id;
+	const struct control_channel *channels;
+	size_t nchannels;
+	uint64_t frames[QKD_DROP_COUNT]; /* [QKD_OK]: accepted */
+	bool cert_known;
+	long cert_days, ca_days;
+	unsigned warn_days; /* 0: never warn */
+};
+
+/* The status object (NULL on allocation failure). */
+json_t *control_status_json(const struct control_status *s);
+
+/* {"ok":true} or {"ok":false,"error":error} (NULL on allocation failure). */
+json_t *control_reply(const char *error);
+
+/* Prints a status object as text for people (qkdlinkctl status). 0, or -1 if
+ * the object is not a status. */
+int control_status_print(const json_t *status, FILE *out);
+
+#endif
