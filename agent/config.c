@@ -1425,6 +1425,28 @@ int config_check_files(const struct agent_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * Options the configuration language has but this qkdlinkd does not execute
+ * yet: refused by name rather than silently ignored, so an operator never
+ * believes a router is provisioned or in hitless mode when it is not.
+ */
+static int check_implemented(struct ctx *c, const struct agent_config *cfg)
+{
+	for (size_t i = 0; i < cfg->nchannels; i++) {
+		const struct config_channel *ch = &cfg->channels[i];
+		if (ch->provisioning)
+			return push(c, "channels[%zu].provisioning", i),
+			       fail(c, "not implemented by this qkdlinkd yet; set it to false and "
+			               "create the CA and its interface binding on the router");
+		if (ch->key_chain.enabled)
+			return push(c, "channels[%zu].key_chain", i),
+			       fail(c,
+			            "key-chain (hitless) mode is not implemented by this qkdlinkd "
+			            "yet; remove it to rotate the CA's pre-shared key");
+	}
+	return 0;
+}
+
 int config_load(const char *path, unsigned flags, struct agent_config *cfg, char *err,
                 size_t errlen)
 {
@@ -1470,7 +1492,9 @@ int config_load(const char *path, unsigned flags, struct agent_config *cfg, char
 	close(fd);
 	int rc = config_parse(path, text, got, cfg, err, errlen);
 	free(text);
-	if (rc == 0 && !(flags & CONFIG_NO_FILES) && config_check_files(cfg, err, errlen) != 0) {
+	if (rc == 0 &&
+	    (check_implemented(&c, cfg) != 0 ||
+	     (!(flags & CONFIG_NO_FILES) && config_check_files(cfg, err, errlen) != 0))) {
 		config_free(cfg);
 		rc = -1;
 	}
