@@ -120,6 +120,10 @@ static json_t *channel_json(const struct control_channel *c)
 			put(lr, "skew_ms", json_integer(m->skew_ms), &bad);
 			put(lr, "confirm_skew_ms", json_integer(m->confirm_skew_ms), &bad);
 			put(lr, "diverged_ms", json_integer(m->diverged_ms), &bad);
+			put(lr, "kme_ms", json_integer(m->kme_ms), &bad);
+			put(lr, "stage_ms", json_integer(m->stage_ms), &bad);
+			put(lr, "ack_ms", json_integer(m->ack_ms), &bad);
+			put(lr, "confirm_ms", json_integer(m->confirm_ms), &bad);
 		}
 		put(o, "last_rotation", lr, &bad);
 	} else {
@@ -149,6 +153,8 @@ static json_t *channel_json(const struct control_channel *c)
 	put(o, "rotations_completed", json_integer((json_int_t)st->rotations_ok), &bad);
 	put(o, "rotations_failed", json_integer((json_int_t)st->rotations_failed), &bad);
 	put(o, "rotations_skipped", json_integer((json_int_t)st->skipped), &bad);
+	put(o, "agent_busy_us", json_integer((json_int_t)c->busy_us), &bad);
+	put(o, "agent_persist_us", json_integer((json_int_t)c->persist_us), &bad);
 	if (bad) {
 		json_decref(o);
 		return NULL;

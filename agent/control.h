@@ -51,6 +51,8 @@ struct control_channel {
 	struct rot_status st;
 	bool has_metrics;
 	struct rot_metrics metrics; /* the last finished rotation (master) */
+	uint64_t busy_us;           /* the agent's own time on this channel, cumulative */
+	uint64_t persist_us;        /* of which saving its state (fsync) */
 };
 
 struct control_status {

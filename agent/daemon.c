@@ -89,6 +89,8 @@ struct channel {
 	uint8_t key[KD_CAK_MAX_BYTES];
 	bool has_metrics;
 	struct rot_metrics metrics;
+	uint64_t busy_us;             /* the loop's time in this channel's events and actions */
+	uint64_t persist_us;          /* of which in state_save() (write, fsync, rename) */
 	unsigned kme_out, router_out; /* requests out; router_out counts waiting ones */
 	unsigned waiting;             /* stages waiting for the router */
 	bool final_cancel;
@@ -158,6 +160,13 @@ struct qkdlinkd {
 	} while (0)
 
 /* ---- small helpers ---- */
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 static int64_t now_ms(void)
 {
@@ -843,8 +852,12 @@ static void chan_persist(struct channel *c, const struct chan_state *st)
 		sm->epoch = mk->epoch;
 		sm->seq = mk->seq;
 	}
+	int64_t t0 = now_us();
 	if (state_save(c->state_path, &s, err, sizeof err) != STATE_OK)
 		log_msg(d->log, LOG_ERR, "channel %u: state not saved: %s", (unsigned)c->id, err);
+	int64_t t1 = now_us();
+	if (t1 > t0)
+		c->persist_us += (uint64_t)(t1 - t0);
 }
 
 /* ---- the machine ---- */
@@ -897,11 +910,14 @@ static void chan_exec(struct channel *c, const struct rot_actions *out)
 			c->has_metrics = true;
 			log_info(d->log,
 			         "channel %u %s: rotation %u metrics: result %s duration_ms %lld "
-			         "skew_ms %lld confirm_skew_ms %lld diverged_ms %lld",
+			         "skew_ms %lld confirm_skew_ms %lld diverged_ms %lld kme_ms %lld "
+			         "stage_ms %lld ack_ms %lld confirm_ms %lld",
 			         (unsigned)c->id, role_word(c), (unsigned)m->rotation,
 			         qkd_result_name(m->result), (long long)m->duration_ms,
 			         (long long)m->skew_ms, (long long)m->confirm_skew_ms,
-			         (long long)m->diverged_ms);
+			         (long long)m->diverged_ms, (long long)m->kme_ms,
+			         (long long)m->stage_ms, (long long)m->ack_ms,
+			         (long long)m->confirm_ms);
 			break;
 		}
 		}
@@ -910,6 +926,7 @@ static void chan_exec(struct channel *c, const struct rot_actions *out)
 
 static void chan_handle(struct channel *c, const struct rot_event *ev)
 {
+	int64_t t0 = now_us();
 	struct rot_actions *out = malloc(sizeof *out);
 	char err[256];
 	if (!out) {
@@ -922,6 +939,11 @@ static void chan_handle(struct channel *c, const struct rot_event *ev)
 	free(out);
 	chan_arm(c);
 	router_release(c->d);
+	/* the agent's own share of a rotation (performance.md 6): the machine and
+	 * its actions (persist with fsync, frames, requests handed out) */
+	int64_t t1 = now_us();
+	if (t1 > t0)
+		c->busy_us += (uint64_t)(t1 - t0);
 }
 
 static void chan_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -1227,6 +1249,8 @@ static json_t *status_json(struct qkdlinkd *d)
 		rot_status(&c->m, now, &v[i].st);
 		v[i].has_metrics = c->has_metrics;
 		v[i].metrics = c->metrics;
+		v[i].busy_us = c->busy_us;
+		v[i].persist_us = c->persist_us;
 	}
 	struct control_status s = {.sae_id = d->cfg.sae_id,
 	                           .channels = v,

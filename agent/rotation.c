@@ -277,6 +277,20 @@ static void m_metrics(struct rot_machine *m, struct rot_actions *out, bool ok, u
 		x->skew_ms = first == NEVER ? 0 : last - first;
 		x->diverged_ms = first == NEVER ? 0 : m->now - first;
 	}
+	/* the breakdown: each phase that was reached */
+	if (m->kme_ok_ms > 0) {
+		int64_t lastack = 0;
+		bool all = m->npeers > 0;
+		for (size_t i = 0; i < m->npeers; i++) {
+			all = all && m->peers[i].staged;
+			lastack = max64(lastack, m->peers[i].staged_ms);
+		}
+		x->kme_ms = m->kme_ok_ms - m->t_start;
+		x->stage_ms = m->own_staged_ms > 0 ? m->own_staged_ms - m->kme_ok_ms : 0;
+		x->ack_ms = all ? lastack - m->kme_ok_ms : 0;
+	}
+	if (m->decided_ms > 0 && m->own_confirmed_ms > 0)
+		x->confirm_ms = m->own_confirmed_ms - m->decided_ms;
 }
 
 /* The abort is over: the own router is back on the old key (or never left it). */
@@ -369,6 +383,7 @@ static bool m_start(struct rot_machine *m, struct rot_actions *out, const char *
 	m->deadline = m->now + m->cfg.deadline_ms; /* a KME that never answers */
 	m->own_busy = m->own_staged = m->cancel_after_stage = false;
 	m->own_staged_ms = m->own_confirmed_ms = 0;
+	m->kme_ok_ms = m->decided_ms = 0;
 	for (size_t i = 0; i < m->npeers; i++) {
 		m->peers[i].staged = m->peers[i].confirmed = false;
 		m->peers[i].staged_ms = m->peers[i].confirmed_ms = 0;
@@ -392,6 +407,7 @@ static void m_decide_if_ready(struct rot_machine *m, struct rot_actions *out)
 			return;
 	m->st.phase = STATE_PHASE_CONFIRMING;
 	m->state = ROT_M_CONFIRMING;
+	m->decided_ms = m->now;
 	m->giveup = m->own_staged_ms + commit_window(m);
 	m->router_backoff = m->cfg.rto_ms;
 	m->t_router_retry = NEVER;
@@ -553,6 +569,7 @@ static void m_on_kme(struct rot_machine *m, struct rot_actions *out, const struc
 	copy_str(m->st.pending_key_id, sizeof m->st.pending_key_id, ev->key_id);
 	m->st.phase = STATE_PHASE_STAGING;
 	m->state = ROT_M_ANNOUNCING;
+	m->kme_ok_ms = m->now;
 	m->own_busy = true;
 	m->rto = m->cfg.rto_ms;
 	m->t_rto = m->now + m->rto;

@@ -135,6 +135,11 @@ struct rot_metrics {
 	int64_t skew_ms;         /* first to last router running the new key (stages) */
 	int64_t confirm_skew_ms; /* own confirm to the last slave's confirm */
 	int64_t diverged_ms;     /* routers on different keys */
+	/* where the time went, on the master's critical path (0: not reached) */
+	int64_t kme_ms;     /* enc_keys request to the KME's answer */
+	int64_t stage_ms;   /* own stage (confirmed commit) request to its result */
+	int64_t ack_ms;     /* ANNOUNCE to the last ACK OK: frames, slaves' dec_keys and stage */
+	int64_t confirm_ms; /* own confirm request (the decision) to its result */
 };
 
 struct rot_action {
@@ -195,6 +200,7 @@ struct rot_machine {
 	bool own_staged;
 	bool cancel_after_stage;
 	int64_t own_staged_ms, own_confirmed_ms, first_stage_ms;
+	int64_t kme_ok_ms, decided_ms; /* metrics: KME answer, decision (0: not yet) */
 	char key_id[QKD_KEYID_MAX + 1];
 	/* slave */
 	unsigned dec_attempts;

@@ -18,3 +18,6 @@ sh tests/bench/kme_bench.sh "$BUILD"
 echo
 echo "== NETCONF client against netconfd behind sshd (loopback), and ncclient"
 sh tests/bench/netconf.sh "$BUILD"
+echo
+echo "== rotations in the two-site lab (100 back to back)"
+sh tests/bench/lab_rotations.sh "$BUILD"

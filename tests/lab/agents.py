@@ -6,7 +6,11 @@ Usage (inside the lab's namespace; `tests/lab/lab.sh exec DIR /usr/bin/python3 .
                                        agents started; TAP lines, exit 1 on failure.
                                        Two sites: N rotations of channel 7, one of 8,
                                        then 7 and 8 at once; three sites: N of channel
-                                       9 (one master, two slaves) and one of 7
+                                       9 (one master, two slaves) and one of 7;
+                                       two sites also: each agent killed with
+                                       SIGKILL mid-rotation and restarted (guarantee
+                                       2), forged and replayed frames injected during
+                                       rotations
   agents.py DIR watch [--seconds S]    the demo's display: one line per rotation, both
                                        agents' status every few seconds (Ctrl-C ends)
   agents.py DIR show                   both agents' channels, normalised, as JSON
@@ -21,9 +25,13 @@ import hashlib
 import json
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -124,6 +132,7 @@ def norm_channel(c):
         "current_key_id": key_id_of(cur),
         "current_rotation": get(cur, "rotation") if isinstance(cur, dict) else get(c, "current_rotation"),
         "pending": key_id_of(pend) if not isinstance(pend, (int, float)) else pend,
+        "pending_rotation": get(c, "pending_rotation"),
         "last": {
             "rotation": get(lr, "rotation", "rotation_id", "id"),
             "key_id": key_id_of(get(lr, "key_id", "keyid", "key_ids")),
@@ -269,17 +278,27 @@ def wait_settled(lab, ch, secs, started=False):
         time.sleep(0.25)
 
 
+def pid_alive(pid):
+    """The process runs (a zombie, an agent killed and not yet reaped, does not)."""
+    try:
+        os.kill(int(pid), 0)
+    except (TypeError, ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open("/proc/%d/stat" % int(pid)) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
 def dead_agents(lab):
     """[(site, pid, last log lines)] of the agents whose recorded process is gone."""
     env, out = lab_env(lab), []
     for site in lab_sites(lab):
         pid = env.get("AGENT_PID_" + site)
-        try:
-            os.kill(int(pid), 0)
-            continue
-        except (TypeError, ValueError, ProcessLookupError):
-            pass
-        except PermissionError:
+        if pid_alive(pid):
             continue
         try:
             with open(os.path.join(lab, "site-" + site, "qkdlinkd.log"), errors="replace") as f:
@@ -349,7 +368,7 @@ def rotate_once(lab, ch, i, seen):
             break
         time.sleep(0.2)
     took = time.monotonic() - t0
-    what = "rotation %d (channel %d, %s master, %d slave%s): " % (
+    what = "rotation %s (channel %d, %s master, %d slave%s): " % (
         i, ch, m.upper(), nslaves, "s" if nslaves > 1 else "")
     if why:
         tap(False, what + "completes within 40 s", why + "\n" + raw_status(lab))
@@ -388,6 +407,10 @@ def e2e(lab, rotations):
         if not check_alive(lab):
             return False
         concurrent(lab, seen)
+        if not check_alive(lab) or not injections(lab, seen):
+            return False
+        if not crashes(lab, seen):
+            return False
     return FAILED == 0
 
 
@@ -437,6 +460,279 @@ def concurrent(lab, seen):
         "; ".join("ch %d on new key_ID %s" % (ch, k) for ch, (k, _) in sorted(done.items())) or "old keys kept"),
         out + ("" if fresh else "a key_ID was used before"))
     seen.update(k for k, _ in done.values())
+
+
+# ------------------------------------------------ SIGKILL mid-rotation
+def lab_timers(lab):
+    """(T_c, H, D, commit window) in seconds, from site A's configuration and as
+    the daemon derives D from a short T_c (agent/daemon.c, protocol.md 10.2)."""
+    with open(os.path.join(lab, "site-a", "qkdlinkd.json")) as f:
+        cfg = json.load(f)
+    tc = float(cfg.get("router", {}).get("confirm_timeout", 120))
+    h = float(cfg.get("hello_interval", 10))
+    window = tc - min(tc / 4.0, 10.0)
+    d = 30.0 if 30.0 + 8.0 < window else window / 2.0
+    return tc, h, d, window
+
+
+def recovery_bound(lab):
+    """protocol.md 10.6: T_c (the longest a stage lives) + 3 H (a dead peer
+    noticed, its HELLO read) + one rotation (D + the commit window), plus the
+    restart itself (a few seconds)."""
+    tc, h, d, window = lab_timers(lab)
+    return tc + 3 * h + d + window + 5
+
+
+def quick_status(lab, site, timeout=2.0):
+    """One channel map from the control socket directly (no process spawned:
+    polled every few ms to catch an agent mid-rotation). None on failure."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as so:
+            so.settimeout(timeout)
+            so.connect(os.path.join(lab, "site-" + site, "qkdlinkd.sock"))
+            so.sendall(b"status\n")
+            buf = b""
+            while b"\n" not in buf:
+                got = so.recv(65536)
+                if not got:
+                    break
+                buf += got
+        st = json.loads(buf.decode())
+        return {c["id"]: c for c in (norm_channel(x) for x in find_channels(st))}
+    except (OSError, ValueError):
+        return None
+
+
+def kme_fault(lab, query):
+    env = lab_env(lab)
+    url = "http://127.0.0.1:%s/%s" % (env["KME_ADMIN_PORT"], query)
+    with urllib.request.urlopen(url, timeout=5) as r:
+        r.read()
+
+
+def kill_agent(lab, site):
+    """SIGKILL to the agent of site; True once it is gone (within 5 s)."""
+    pid = int(lab_env(lab)["AGENT_PID_" + site])
+    os.kill(pid, signal.SIGKILL)
+    t = time.monotonic() + 5
+    while pid_alive(pid) and time.monotonic() < t:
+        time.sleep(0.02)
+    return not pid_alive(pid)
+
+
+def start_agents(lab):
+    """tests/lab/lab.sh start: restarts the agents that are not running, with
+    the same configuration; (ok, output)."""
+    env = lab_env(lab)
+    r = subprocess.run(["sh", os.path.join(env["LAB_REPO"], "tests", "lab", "lab.sh"), "start", lab],
+                       capture_output=True, text=True, timeout=30)
+    return r.returncode == 0, r.stdout + r.stderr
+
+
+def crash_one(lab, victim, when, seen):
+    """Channel 7 rotated at A (master), the agent of site victim killed with
+    SIGKILL at moment when ("at-rotate": as soon as `rotate` returns; "pending":
+    the master once it is ANNOUNCING (its stage under way or done), the slave once
+    its status shows the rotation pending, the KME relaying keys slowly so that
+    the rotation lasts), restarted, and guarantee 2 checked within the
+    recovery bound. Returns False when the lab cannot go on."""
+    ch, c = 7, CHANNELS[7]
+    role = "master" if victim == c["master"] else "slave"
+    what = "SIGKILL of agent %s (channel 7 %s) %s" % (
+        victim.upper(), role, "right after `rotate`" if when == "at-rotate" else "mid-rotation")
+    before, _, why = wait_settled(lab, ch, 20)
+    if why:
+        tap(False, what + ": channel 7 settled before the kill", why + "\n" + raw_status(lab))
+        return False
+    caught = "-"
+    slow = when == "pending"
+    try:
+        if slow:  # dec_keys answers "not found" for a while: the slave waits, retries
+            kme_fault(lab, "set?relay_ms=700")
+        rc, out, err = ctl(lab, c["master"], "rotate", str(ch))
+        if when == "pending":
+            t = time.monotonic() + 5
+            while time.monotonic() < t:
+                st = quick_status(lab, victim, timeout=1)
+                v = (st or {}).get(ch)
+                # the master once its own stage runs (ANNOUNCING: the slave is
+                # still waiting for its key); the slave once it knows the rotation
+                if v and ((role == "master" and str(v["state"]).upper() == "ANNOUNCING") or
+                          (role == "slave" and (v.get("pending_rotation") or not idle(v)))):
+                    caught = "state %s, pending rotation %s" % (v["state"], v["pending_rotation"])
+                    break
+                time.sleep(0.005)
+        else:
+            caught = "rotate: exit %d" % rc
+        killed = kill_agent(lab, victim)
+    finally:
+        if slow:
+            try:
+                kme_fault(lab, "set?relay_ms=0")
+            except OSError as e:
+                tap(False, "KME simulator: relay_ms reset", str(e))
+    if when == "pending" and caught == "-":
+        tap(False, what + ": the rotation seen pending at %s before the kill" % victim.upper(),
+            raw_status(lab))
+    ok, out = start_agents(lab)
+    tap(killed and ok, what + " (%s): killed, then restarted with the same configuration" % caught,
+        out)
+    if not (killed and ok):
+        return False
+    bound = recovery_bound(lab)
+    t0 = time.monotonic()
+    k, chans, why = wait_settled(lab, ch, bound, started=True)
+    took = time.monotonic() - t0
+    if why is None:
+        # routers: same CKN/CAK, CKN = convention(k), no lock, no candidate
+        # edit, no pending confirmed commit (--strict takes the candidate lock)
+        r = subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                         "routers.py"),
+                            lab, "check", "--ca", c["ca"], "--ckn", "%s=%s" % (c["ca"], expected_ckn(ch, k) or "?"),
+                            "--strict", "--wait", "10"], capture_output=True, text=True, timeout=120)
+        rok, rout = r.returncode == 0, r.stdout + r.stderr
+    else:
+        rok, rout = False, ""
+    fresh = k is not None and (k == before or k not in seen)
+    if k and k != before:
+        seen.add(k)
+    tap(why is None and rok and fresh,
+        "... guarantee 2 within the recovery bound (%.0f s): both agents IDLE on key_ID %s (%s), both routers "
+        "the same CKN/CAK for CA-QKD-7 under its convention, no lock, no candidate edit, no pending confirmed "
+        "commit (%.1f s)" % (bound, k, "the old key" if k == before else "a new key", took),
+        (why or "") + "\n" + rout + ("" if fresh else "key_ID %s used before\n" % k) + raw_status(lab))
+    return check_alive(lab)
+
+
+def crashes(lab, seen):
+    for victim in (CHANNELS[7]["master"], CHANNELS[7]["slaves"][0]):
+        for when in ("at-rotate", "pending"):
+            if not crash_one(lab, victim, when, seen):
+                return False
+    # after the crashes the channel still rotates normally
+    return rotate_once(lab, 7, "after the kills", seen)
+
+
+# ------------------------------------------------ forged and replayed frames
+def drops(lab):
+    """{site: {"accepted": n, reason: n, ...}} from every agent's status."""
+    out = {}
+    for site in lab_sites(lab):
+        st = status(lab, site)[0]
+        fr = get(st, "frames") or {}
+        d = dict(get(fr, "dropped") or {})
+        d["accepted"] = get(fr, "accepted") or 0
+        out[site] = d
+    return out
+
+
+class Injector(threading.Thread):
+    """Sends, until stopped, on both ports of the link: frames of channel 7
+    signed with a wrong secret (bad_mac), frames of a channel nobody serves
+    (unknown_channel), and the genuine frames captured before (tcpreplay:
+    replay)."""
+
+    def __init__(self, lab, caps):
+        super().__init__(daemon=True)
+        self.lab, self.caps = lab, caps
+        self.stop = threading.Event()
+        self.sent = {"bad_mac": 0, "unknown_channel": 0, "replayed": 0}
+        self.errors = []
+
+    def run1(self, cmd):
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+        if r.returncode != 0 and len(self.errors) < 5:
+            self.errors.append("%s: exit %d: %s" % (" ".join(cmd[:3]), r.returncode, (r.stderr or r.stdout).strip()[:200]))
+        return r.returncode == 0
+
+    def run(self):
+        env = lab_env(self.lab)
+        q = os.path.join(env["LAB_BUILD"], "qkd88b7")
+        wrong = os.path.join(self.lab, "secrets", "check.secret")
+        seq = 1
+        while not self.stop.is_set():
+            for tx, sender in (("site-a", "SAE-A"), ("site-b", "SAE-B")):
+                # channel 7's secret ID (1), a wrong secret, the real sender: bad_mac
+                if self.run1([q, "send", "-i", tx, "-s", wrong, "--secret-id", "1", "-c", "7",
+                              "--sender", sender, "--epoch", "4000000000", "--seq", str(seq), "-n", "3", "-q",
+                              "hello", "--role", "master" if sender == "SAE-A" else "slave"]):
+                    self.sent["bad_mac"] += 3
+                # a channel no agent serves: unknown_channel
+                if self.run1([q, "send", "-i", tx, "-s", wrong, "--secret-id", "1", "-c", "4243",
+                              "--sender", sender, "--epoch", "1", "--seq", str(seq), "-n", "2", "-q",
+                              "announce", "--rotation", "1", "--key-id",
+                              "00000000-0000-0000-0000-00000000beef"]):
+                    self.sent["unknown_channel"] += 2
+            # genuine frames, captured earlier: replay
+            for tx, cap in self.caps:
+                if self.run1(["tcpreplay", "-q", "-i", tx, cap]):
+                    self.sent["replayed"] += 1
+            seq += 3
+            self.stop.wait(0.15)
+
+
+def capture(lab, seen):
+    """Genuine frames of both agents, captured on the link while channel 7
+    rotates once: [(port to replay them on, pcap)]."""
+    caps, procs = [], []
+    for rx, tx in (("site-b", "site-a"), ("site-a", "site-b")):
+        # frames arriving at rx (sent by the other agent), replayed later from
+        # tx so that they reach rx's agent again
+        f = os.path.join(lab, "check", "genuine-%s.pcap" % rx)
+        os.makedirs(os.path.dirname(f), exist_ok=True)
+        procs.append(subprocess.Popen(["tcpdump", "-U", "--immediate-mode", "-Q", "in", "-i", rx, "-w", f,
+                                       "ether proto 0x88b7"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+        caps.append((tx, f))
+    time.sleep(1.0)  # tcpdump's socket open
+    ok = rotate_once(lab, 7, "captured", seen)
+    time.sleep(1.2)  # a HELLO each way at least
+    for p in procs:
+        p.send_signal(signal.SIGINT)
+    errs = []
+    for p in procs:
+        try:
+            errs.append(p.communicate(timeout=10)[1].decode(errors="replace"))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+    return ok, caps, "\n".join(errs)
+
+
+def injections(lab, seen, rotations=3):
+    ok, caps, err = capture(lab, seen)
+    if not ok:
+        return False
+    sizes = [os.path.getsize(f) if os.path.exists(f) else 0 for _, f in caps]
+    tap(all(x > 24 for x in sizes), "tcpdump captured genuine 0x88B7 frames on both ports during a rotation "
+        "(%s octets)" % ", ".join(map(str, sizes)), err)
+    before = drops(lab)
+    inj = Injector(lab, caps)
+    inj.start()
+    try:
+        time.sleep(0.5)
+        for i in range(1, rotations + 1):
+            if not rotate_once(lab, 7, "under injection %d/%d" % (i, rotations), seen):
+                return False
+    finally:
+        inj.stop.set()
+        inj.join(30)
+    time.sleep(0.3)
+    after = drops(lab)
+    tap(not inj.errors and all(inj.sent.values()),
+        "forged and replayed frames injected during the rotations (qkd88b7 send, tcpreplay): %s" % (
+            ", ".join("%s %d" % kv for kv in sorted(inj.sent.items()))), "\n".join(inj.errors))
+    for reason in ("bad_mac", "unknown_channel", "replay"):
+        grew = {x: (after[x].get(reason) or 0) - (before[x].get(reason) or 0) for x in after}
+        tap(all(v > 0 for v in grew.values()),
+            "... every agent rejected them as %s: its counter grew (%s)" % (
+                reason, ", ".join("%s +%d" % (x.upper(), v) for x, v in sorted(grew.items()))),
+            "before %s\nafter %s" % (before, after))
+    # the rotations under injection completed; the channel is idle on one key
+    k, chans, why = wait_settled(lab, 7, 10)
+    tap(why is None and all(c["peers_alive"] for c in chans.values()),
+        "... after the injections both agents are IDLE on key_ID %s with their peer alive" % k,
+        (why or "") + "\n" + raw_status(lab))
+    return check_alive(lab)
 
 
 def fmt_ms(v):

@@ -56,7 +56,13 @@ load() {
 
 in_ns() { ip netns exec "$LAB_NS" "$@"; }
 
-alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+# alive PID: running (a zombie, e.g. an agent killed with SIGKILL and not yet
+# reaped by its reparented-to parent, counts as gone)
+alive() {
+	[ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null || return 1
+	case $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) in Z | X) return 1 ;; esac
+	return 0
+}
 
 # wait_file FILE TENTHS [PID]: until FILE is non-empty (or PID died)
 wait_file() {

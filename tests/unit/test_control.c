@@ -103,7 +103,13 @@ static struct control_channel *two_channels(void)
 	                                    .duration_ms = 35,
 	                                    .skew_ms = 3,
 	                                    .confirm_skew_ms = 7,
-	                                    .diverged_ms = 3};
+	                                    .diverged_ms = 3,
+	                                    .kme_ms = 2,
+	                                    .stage_ms = 8,
+	                                    .ack_ms = 13,
+	                                    .confirm_ms = 4};
+	c[0].busy_us = 6300;
+	c[0].persist_us = 5400;
 	c[1].id = 8;
 	c[1].ca_name = "CA8";
 	c[1].st.role = QKD_ROLE_SLAVE;
@@ -145,6 +151,12 @@ static void test_status_json(void **state)
 	assert_int_equal(json_integer_value(json_object_get(lr, "duration_ms")), 35);
 	assert_int_equal(json_integer_value(json_object_get(lr, "skew_ms")), 3);
 	assert_int_equal(json_integer_value(json_object_get(lr, "diverged_ms")), 3);
+	assert_int_equal(json_integer_value(json_object_get(lr, "kme_ms")), 2);
+	assert_int_equal(json_integer_value(json_object_get(lr, "stage_ms")), 8);
+	assert_int_equal(json_integer_value(json_object_get(lr, "ack_ms")), 13);
+	assert_int_equal(json_integer_value(json_object_get(lr, "confirm_ms")), 4);
+	assert_int_equal(json_integer_value(json_object_get(c0, "agent_busy_us")), 6300);
+	assert_int_equal(json_integer_value(json_object_get(c0, "agent_persist_us")), 5400);
 	assert_int_equal(json_integer_value(json_object_get(c0, "rotations_completed")), 3);
 	assert_int_equal(json_integer_value(json_object_get(c0, "rotations_failed")), 1);
 	json_t *p0 = json_array_get(json_object_get(c0, "peers"), 0);

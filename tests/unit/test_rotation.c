@@ -704,6 +704,12 @@ static void test_metrics(void **state)
 	assert_int_equal(x->diverged_ms, 13);
 	assert_int_equal(x->confirm_skew_ms, 32);
 	assert_int_equal(x->duration_ms, 137);
+	/* the breakdown: KME 5 ms, own stage 50 ms (+5 to +55), ANNOUNCE to ACK
+	 * 37 ms (+5 to +42), own confirm 50 ms (decision at +55, done at +105) */
+	assert_int_equal(x->kme_ms, 5);
+	assert_int_equal(x->stage_ms, 50);
+	assert_int_equal(x->ack_ms, 37);
+	assert_int_equal(x->confirm_ms, 50);
 	assert_int_equal(W->n[0].r.staged_at - t0, 55);
 	assert_int_equal(W->n[1].r.staged_at - t0, 41);
 	assert_true(logged(0, "skew 13 ms"));
