@@ -252,6 +252,24 @@ static void add_binding(struct tree *t, xmlNodePtr macsec, const char *ifname, c
 	add(t, i, "connectivity-association", ca);
 }
 
+/*
+ * security/macsec/connectivity-association[name] with its cipher suite and
+ * static-CAK mode, common to both key forms; *macsec gets the macsec node for
+ * the interface binding.
+ */
+static xmlNodePtr add_ca(struct tree *t, xmlNodePtr sec, xmlNodePtr *macsec, const char *name,
+                         const char *cipher_suite, bool replace)
+{
+	*macsec = add(t, sec, "macsec", NULL);
+	xmlNodePtr c = add(t, *macsec, "connectivity-association", NULL);
+	if (replace)
+		replace_op(t, c);
+	add(t, c, "name", name);
+	add(t, c, "cipher-suite", cipher_suite);
+	add(t, c, "security-mode", "static-cak");
+	return c;
+}
+
 enum nc_err nc_macsec_build_ca(xmlDocPtr doc, const struct nc_macsec_ca *ca, enum nc_cfg_ns ns,
                                xmlNodePtr *out, struct nc_error *e)
 {
@@ -260,15 +278,9 @@ enum nc_err nc_macsec_build_ca(xmlDocPtr doc, const struct nc_macsec_ca *ca, enu
 	if (rc)
 		return rc;
 	struct tree t = {doc, NULL, false};
-	xmlNodePtr sec;
+	xmlNodePtr sec, m;
 	xmlNodePtr cfg = root(&t, ns, &sec);
-	xmlNodePtr m = add(&t, sec, "macsec", NULL);
-	xmlNodePtr c = add(&t, m, "connectivity-association", NULL);
-	if (ca->replace)
-		replace_op(&t, c);
-	add(&t, c, "name", ca->name);
-	add(&t, c, "cipher-suite", ca->cipher_suite);
-	add(&t, c, "security-mode", "static-cak");
+	xmlNodePtr c = add_ca(&t, sec, &m, ca->name, ca->cipher_suite, ca->replace);
 	xmlNodePtr psk = add(&t, c, "pre-shared-key", NULL);
 	add(&t, psk, "ckn", ca->ckn);
 	add(&t, psk, "cak", ca->cak);
@@ -286,15 +298,9 @@ enum nc_err nc_macsec_build_keychain(xmlDocPtr doc, const struct nc_macsec_keych
 	struct tree t = {doc, NULL, false};
 	char keyno[8];
 	snprintf(keyno, sizeof keyno, "%u", kc->key);
-	xmlNodePtr sec;
+	xmlNodePtr sec, m;
 	xmlNodePtr cfg = root(&t, ns, &sec);
-	xmlNodePtr m = add(&t, sec, "macsec", NULL);
-	xmlNodePtr c = add(&t, m, "connectivity-association", NULL);
-	if (kc->replace)
-		replace_op(&t, c);
-	add(&t, c, "name", kc->ca);
-	add(&t, c, "cipher-suite", kc->cipher_suite);
-	add(&t, c, "security-mode", "static-cak");
+	xmlNodePtr c = add_ca(&t, sec, &m, kc->ca, kc->cipher_suite, kc->replace);
 	add(&t, c, "pre-shared-key-chain", kc->chain);
 	add_binding(&t, m, kc->ifname, kc->ca);
 	xmlNodePtr akc = add(&t, sec, "authentication-key-chains", NULL);
