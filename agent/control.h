@@ -13,7 +13,7 @@
  * "resync","current_key_id","current_rotation","pending_rotation",
  * "pending_key_id","last_result","last_detail","last_rotation":{...}|null,
  * "peers":[{"sae_id","alive","last_heard_s"}],"rotations_completed",
- * "rotations_failed","rotations_skipped"}], "frames":{"accepted",
+ * "rotations_failed","rotations_deferred","rotations_skipped"}], "frames":{"accepted",
  * "dropped":{reason:count}}, "kme":{"cert_days_left","ca_days_left",
  * "warn_days","warning"}}. Never key material: key_IDs only.
  */
