@@ -1262,7 +1262,7 @@ int main(int argc, char **argv)
 
 	int opt;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "+:hC:", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":hC:", longopts, NULL)) != -1) {
 		double p = 0;
 		uint32_t ms = 0;
 		uint64_t v = 0;
