@@ -98,8 +98,8 @@ static const char usage_text[] =
     "                        Ethernet header (and VLAN tags), with probability P\n"
     "    --partition on|S    drop everything, until switched off or for S seconds\n"
     "    --hold MS           reorder hold timeout (default 100)\n"
-    "    --queue N           frames that may wait at once (default 4096); a full\n"
-    "                        queue drops and counts (dropped_queue)\n"
+    "    --queue N           frames that may wait at once per direction (default\n"
+    "                        4096); a full queue drops and counts (dropped_queue)\n"
     "    --seed N            PRNG seed (default: from the clock); printed at start\n"
     "    --trace FILE        one line per frame: direction, ordinal, length and\n"
     "                        the decisions taken\n"
@@ -173,6 +173,8 @@ struct direction {
 	uint64_t ordinal;
 	struct pkt *held; /* a frame waiting to be reordered */
 	uint64_t held_until;
+	size_t queued; /* frames of this direction in the heap: at most relay.cap */
+	size_t max_queued;
 };
 
 struct client {
@@ -192,8 +194,7 @@ struct relay {
 	size_t nfree;
 	struct pkt **heap;
 	size_t nheap;
-	size_t cap;
-	size_t max_len;
+	size_t cap; /* per direction: a flood one way never starves the other */
 	uint64_t order;
 	FILE *trace;
 	const char *ctl_path;
@@ -289,8 +290,9 @@ static void heap_push(struct relay *r, struct pkt *p)
 		i = up;
 	}
 	r->heap[i] = p;
-	if (r->nheap > r->max_len)
-		r->max_len = r->nheap;
+	struct direction *dir = &r->dir[p->dir];
+	if (++dir->queued > dir->max_queued)
+		dir->max_queued = dir->queued;
 }
 
 static struct pkt *heap_pop(struct relay *r)
@@ -311,6 +313,7 @@ static struct pkt *heap_pop(struct relay *r)
 	}
 	if (r->nheap > 0)
 		r->heap[i] = last;
+	r->dir[top->dir].queued--;
 	return top;
 }
 
@@ -326,11 +329,11 @@ static void pkt_put(struct relay *r, struct pkt *p)
 
 static int queue_init(struct relay *r, size_t cap, char *err, size_t errlen)
 {
-	/* two more than the queue: the frames held for reordering, one per direction */
-	size_t n = cap + NDIR;
+	/* cap per direction, plus the frames held for reordering, one per direction */
+	size_t n = NDIR * cap + NDIR;
 	r->pool = calloc(n, sizeof *r->pool);
 	r->free_list = calloc(n, sizeof *r->free_list);
-	r->heap = calloc(cap, sizeof *r->heap);
+	r->heap = calloc(NDIR * cap, sizeof *r->heap);
 	if (r->pool == NULL || r->free_list == NULL || r->heap == NULL)
 		return fail(err, errlen, "out of memory for a queue of %zu frames", cap);
 	for (size_t i = 0; i < n; i++)
@@ -572,7 +575,7 @@ static void on_frame(u_char *user, const struct pcap_pkthdr *h, const u_char *by
 		return;
 	}
 
-	struct pkt *p = r->nheap < r->cap ? pkt_get(r) : NULL;
+	struct pkt *p = dir->queued < r->cap ? pkt_get(r) : NULL;
 	if (p == NULL) {
 		dir->c.dropped_queue++;
 		if (r->trace != NULL)
@@ -616,7 +619,7 @@ static void on_frame(u_char *user, const struct pcap_pkthdr *h, const u_char *by
 	heap_push(r, p);
 
 	if (dr.dup < s->dup) {
-		struct pkt *c = r->nheap < r->cap ? pkt_get(r) : NULL;
+		struct pkt *c = dir->queued < r->cap ? pkt_get(r) : NULL;
 		if (c == NULL) {
 			dir->c.dropped_queue++;
 			if (tl > 0 && (size_t)tl < sizeof tr)
@@ -750,8 +753,7 @@ static void stats_json(struct relay *r, struct out *o)
 	uint64_t now = now_ns();
 	put(o, "{\"seed\":%" PRIu64 ",\"uptime_s\":%.3f,\"hold_ms\":%" PRIu32, r->seed,
 	    (double)(now - r->t_start) / 1e9, r->hold_ms);
-	put(o, ",\"queue\":{\"len\":%zu,\"max_len\":%zu,\"cap\":%zu}", r->nheap, r->max_len,
-	    r->cap);
+	put(o, ",\"queue\":{\"len\":%zu,\"cap_per_direction\":%zu}", r->nheap, r->cap);
 	for (int d = 0; d < NDIR; d++) {
 		struct direction *dir = &r->dir[d];
 		const struct counters *c = &dir->c;
@@ -769,6 +771,7 @@ static void stats_json(struct relay *r, struct out *o)
 		    c->forwarded, c->dropped_loss, c->dropped_partition, c->dropped_queue,
 		    c->dropped_truncated, c->duplicated, c->reordered, c->hold_timeouts, c->delayed,
 		    c->corrupted, c->send_errors, dir->held != NULL ? 1 : 0);
+		put(o, ",\"queued\":%zu,\"max_queued\":%zu", dir->queued, dir->max_queued);
 		if (have_ps)
 			put(o, ",\"kernel_dropped\":%u", ps.ps_drop);
 		put(o, ",");

@@ -16,7 +16,8 @@
 #   reorder: out-of-order arrivals (seen as `replay`) = the relay's
 #   `reordered`; delay 300 ms: the frame arrives at least 300 ms after it was
 #   sent; partition on: nothing passes, off: frames pass again, a timed
-#   partition ends by itself; same seed twice: identical traces, another seed:
+#   partition ends by itself; a full queue drops and counts, one direction's
+#   flood never blocks the other; same seed twice: identical traces, another seed:
 #   a different trace; control socket mode 0600; SIGTERM: exit 0, final stats.
 # Then the lab: LAB_IMPAIR=1 lab.sh up, lab.sh check through the relay, the
 # agents, two rotations of channel 7 with loss=0.3 on the link, down leaves
@@ -329,6 +330,20 @@ dt=$(json "$L" '"%.3f" % (next((float(x["time"]) for x in map(json.loads, open(s
 [ "$("$PY" -c "print($dt >= 0.3)" 2>/dev/null)" = True ] || r=1
 [ "$(json "$S" 'd["ab"]["delayed"]')" = 1 ] || r=1
 tap $r "delay 300 ms: the frame arrives $dt s after it was sent (>= 0.3)" "$L" "$S"
+
+# ---- the queue is bounded, per direction
+start_relay --queue 10 --dir ab --delay 3000
+r=0
+send 50
+ip netns exec "$NS" "$Q" send -i s-b -s "$SEC" -c 5 --sender IMPAIR-TEST-B --epoch 1 --seq 1 -n 20 \
+	-q hello >"$TMP/send.out" 2>&1 || r=1
+sleep 0.3
+ctl stats >"$S" 2>&1
+[ "$(json "$S" 'd["ab"]["received"] == 50 and d["ab"]["dropped_queue"] == 40 and d["ab"]["max_queued"] == 10 and d["ba"]["forwarded"] == 20')" = True ] || r=1
+settle 50
+[ "$(json "$S" 'd["ab"]["forwarded"]')" = 10 ] || r=1
+stop_relay
+tap $r "--queue 10 with a 3 s delay a->b: 10 of 50 frames wait (max_queued 10), 40 dropped_queue, 10 forwarded later; meanwhile b->a forwards 20 of 20" "$S"
 
 # ---- partition
 start_relay
