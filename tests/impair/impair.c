@@ -479,12 +479,18 @@ static void emit(struct relay *r, struct pkt *p, uint64_t now)
 	}
 }
 
+/* Sends the queued frames due by now, in time order. */
+static void flush_due(struct relay *r, uint64_t now)
+{
+	while (r->nheap > 0 && r->heap[0]->due <= now)
+		emit(r, heap_pop(r), now);
+}
+
 /* Sends what is due and the held frames whose hold expired. */
 static void run_timers(struct relay *r)
 {
 	uint64_t now = now_ns();
-	while (r->nheap > 0 && r->heap[0]->due <= now)
-		emit(r, heap_pop(r), now);
+	flush_due(r, now);
 	for (int d = 0; d < NDIR; d++) {
 		struct direction *dir = &r->dir[d];
 		if (dir->held != NULL && now >= dir->held_until) {
@@ -636,6 +642,9 @@ static void on_frame(u_char *user, const struct pcap_pkthdr *h, const u_char *by
 	}
 	if (r->trace != NULL)
 		fprintf(r->trace, "%s\n", tr);
+	/* undelayed frames leave at once (p may be gone after this): the queue
+	 * is for frames that wait */
+	flush_due(r, now);
 }
 
 static int drain(struct relay *r, int d, char *err, size_t errlen)
