@@ -94,6 +94,10 @@ struct channel {
 	unsigned kme_out, router_out; /* requests out; router_out counts waiting ones */
 	unsigned waiting;             /* stages waiting for the router */
 	bool final_cancel;
+	/* a state write failed: the actions after it in the same batch that
+	 * depend on it are not carried out (protocol.md 10.3) */
+	bool unsaved;
+	char state_err[160]; /* the last failed write, until one succeeds */
 };
 
 struct ctl_client {
@@ -380,10 +384,12 @@ static void chan_kme(struct channel *c, const struct rot_action *a)
 	c->kme_out++;
 	LIST_LINK(d->kreqs, r);
 	int rc;
-	if (d->stopping || !d->kme) {
+	if (d->stopping || !d->kme || c->unsaved) {
 		r->err.code = KME_E_ARG;
 		copy_str(r->err.text, sizeof r->err.text,
-		         d->stopping ? "shutting down" : "no KME client");
+		         d->stopping  ? "shutting down"
+		         : c->unsaved ? "state not saved"
+		                      : "no KME client");
 		rc = -1;
 	} else if (r->dec) {
 		copy_str(r->key_id, sizeof r->key_id, a->key_id);
@@ -441,6 +447,7 @@ struct rjob {
 	char (*ifs)[CONFIG_ROUTER_IF_MAX + 1];
 	size_t nifs;
 	bool lacks;     /* check: the router lacks the CA or an interface binding */
+	bool ran;       /* rjob_run was called (no connection: it never is) */
 	char note[256]; /* what the survey found (logged at info) */
 	/* out */
 	enum rot_router_status result;
@@ -506,6 +513,7 @@ static enum nc_err rjob_run(struct nc_session **sp, void *arg, struct nc_error *
 	char buf[512];
 	enum nc_err rc = NC_OK;
 
+	j->ran = true;
 	j->result = ROT_ROUTER_FAILED;
 	if (!s) {
 		kd_wipe(j->cak, sizeof j->cak);
@@ -634,6 +642,13 @@ static void nc_result_cb(evutil_socket_t fd, short what, void *arg)
 		LIST_UNLINK(d->rjobs, j);
 		d->jobs_out--;
 		kd_wipe(j->cak, sizeof j->cak);
+		if (!j->ran) {
+			/* no session (connect, host key, authentication failed): nothing
+			 * was sent, so a stage changed nothing; a confirm or cancel
+			 * leaves the router as it was, unknown to us */
+			j->result =
+			    j->op == ROT_OP_STAGE ? ROT_ROUTER_ROLLED_BACK : ROT_ROUTER_FAILED;
+		}
 		if (res.rc != NC_OK) {
 			char buf[512];
 			if (!j->text[0])
@@ -897,6 +912,8 @@ static void chan_router(struct channel *c, const struct rot_action *a, bool fina
 		/* the decision is persisted ("confirming"): the next start confirms */
 		fail = "shutting down";
 	}
+	if (!fail && c->unsaved && j->op != ROT_OP_CANCEL)
+		fail = "state not saved"; /* a cancel is always safe */
 	if (!fail && !d->nc)
 		fail = "no router worker";
 	uint32_t holder = 0;
@@ -983,8 +1000,16 @@ static void chan_persist(struct channel *c, const struct chan_state *st)
 		sm->seq = mk->seq;
 	}
 	int64_t t0 = now_us();
-	if (state_save(c->state_path, &s, err, sizeof err) != STATE_OK)
-		log_msg(d->log, LOG_ERR, "channel %u: state not saved: %s", (unsigned)c->id, err);
+	if (state_save(c->state_path, &s, err, sizeof err) != STATE_OK) {
+		log_msg(d->log, LOG_ERR,
+		        "channel %u: state not saved: %s; what depends on it is not done",
+		        (unsigned)c->id, err);
+		c->unsaved = true;
+		copy_str(c->state_err, sizeof c->state_err, err);
+	} else if (c->state_err[0]) {
+		log_info(d->log, "channel %u: state saved again", (unsigned)c->id);
+		c->state_err[0] = '\0';
+	}
 	int64_t t1 = now_us();
 	if (t1 > t0)
 		c->persist_us += (uint64_t)(t1 - t0);
@@ -1011,11 +1036,15 @@ static void chan_arm(struct channel *c)
 static void chan_exec(struct channel *c, const struct rot_actions *out)
 {
 	struct qkdlinkd *d = c->d;
+	c->unsaved = false;
 	for (size_t i = 0; i < out->n; i++) {
 		const struct rot_action *a = &out->a[i];
 		switch (a->type) {
 		case ROT_ACT_SEND:
-			chan_send(c, a);
+			/* a frame that tells what was not saved is not sent: the
+			 * peers retransmit, and are answered once it is saved */
+			if (!c->unsaved)
+				chan_send(c, a);
 			break;
 		case ROT_ACT_KME_ENC:
 		case ROT_ACT_KME_DEC:
@@ -1427,6 +1456,7 @@ static json_t *status_json(struct qkdlinkd *d)
 		v[i].metrics = c->metrics;
 		v[i].busy_us = c->busy_us;
 		v[i].persist_us = c->persist_us;
+		v[i].state_error = c->state_err[0] ? c->state_err : NULL;
 	}
 	struct control_status s = {.sae_id = d->cfg.sae_id,
 	                           .channels = v,

@@ -645,6 +645,13 @@ static void m_on_router(struct rot_machine *m, struct rot_actions *out, const st
 			m_abort(m, out, QKD_RES_ROUTER_BUSY, why);
 			return;
 		}
+		if (ev->router == ROT_ROUTER_FAILED) {
+			/* the stage may have landed: the abort cancels it */
+			m->own_staged = true;
+			snprintf(why, sizeof why, "own stage outcome unknown: %s", d);
+			m_abort(m, out, QKD_RES_COMMIT_FAILED, why);
+			return;
+		}
 		snprintf(why, sizeof why, "own router refused the stage: %s", d);
 		m_abort(m, out, QKD_RES_COMMIT_FAILED, why);
 		return;
@@ -956,9 +963,15 @@ static void s_on_kme(struct rot_machine *m, struct rot_actions *out, const struc
 		snprintf(why, sizeof why, "not found after %u attempts", m->dec_attempts);
 		s_fail(m, out, QKD_RES_KME_NOT_FOUND, why);
 		return;
-	case ROT_KME_KEY_LOST:
-		s_fail(m, out, QKD_RES_KME_ERROR, "key lost");
+	case ROT_KME_KEY_LOST: {
+		/* the cause too: a KME sending garbage is not a deleted key */
+		char text[QKD_DETAIL_MAX + 64];
+		snprintf(text, sizeof text, "key lost%s%s", ev->detail && ev->detail[0] ? ": " : "",
+		         ev->detail ? ev->detail : "");
+		copy_detail(why, text);
+		s_fail(m, out, QKD_RES_KME_ERROR, why);
 		return;
+	}
 	default:
 		copy_detail(why, ev->detail ? ev->detail : "KME error");
 		s_fail(m, out, QKD_RES_KME_ERROR, why);
@@ -975,6 +988,21 @@ static void s_on_router(struct rot_machine *m, struct rot_actions *out, const st
 	}
 	const char *d = ev->detail ? ev->detail : "";
 	if (ev->op == ROT_OP_STAGE && m->state == ROT_S_STAGING) {
+		if (ev->router == ROT_ROUTER_FAILED) {
+			/* the stage may have landed (the session broke mid-commit):
+			 * answer now, and cancel it by its persist-id */
+			char why[QKD_DETAIL_MAX + 1];
+			copy_detail(why, d[0] ? d : "router state unknown");
+			set_last(m, m->rot, QKD_RES_COMMIT_FAILED, why);
+			logf_(m, out, ROT_LOG_WARN,
+			      "rotation %u key_ID %s: stage outcome unknown (%s)", (unsigned)m->rot,
+			      m->key_id, why);
+			persist(m, out); /* phase staging: a restart cancels too */
+			send_ack(m, out, m->rot, QKD_RES_COMMIT_FAILED, why);
+			m->giveup = m->now + tc_ms(m);
+			s_cancel(m, out, "stage outcome unknown");
+			return;
+		}
 		if (ev->router != ROT_ROUTER_OK) {
 			char why[QKD_DETAIL_MAX + 1];
 			copy_detail(why, d[0] ? d : "router refused the commit");

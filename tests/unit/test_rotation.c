@@ -53,6 +53,7 @@ struct router {
 	int64_t cc_deadline;
 	bool refuse_stage;  /* commit refused */
 	bool busy_stage;    /* the daemon reports the router busy (another channel) */
+	bool lost_stage;    /* the stage lands, but its answer is lost (FAILED) */
 	int refuse_confirm; /* that many confirms fail */
 	int stages, confirms, cancels;
 	int64_t staged_at; /* last stage completion */
@@ -307,8 +308,8 @@ static enum rot_router_status router_apply(struct node *nd, const struct qev *e)
 	char ckn[KD_CKN_LEN + 1], cak[KD_CAK_HEX_MAX + 1];
 	switch (e->op) {
 	case ROT_OP_STAGE:
-		if (r->refuse_stage)
-			return ROT_ROUTER_FAILED;
+		if (r->refuse_stage) /* refused and discarded (the daemon's read) */
+			return ROT_ROUTER_ROLLED_BACK;
 		if (r->busy_stage)
 			return ROT_ROUTER_BUSY;
 		derive(e->key_id, ckn, cak); /* what the daemon does with the KME key */
@@ -321,7 +322,7 @@ static enum rot_router_status router_apply(struct node *nd, const struct qev *e)
 		r->cc_deadline = W->now + (int64_t)e->timeout_s * 1000;
 		r->stages++;
 		r->staged_at = W->now;
-		return ROT_ROUTER_OK;
+		return r->lost_stage ? ROT_ROUTER_FAILED : ROT_ROUTER_OK;
 	case ROT_OP_CONFIRM:
 		derive(e->key_id, ckn, cak);
 		assert_string_equal(ckn, e->ckn);
@@ -764,7 +765,7 @@ static void test_duplicate_after_failure_same_result(void **state)
 	assert_int_equal(W->n[1].acks[QKD_RES_KME_ERROR], 2);
 	assert_int_equal(W->n[1].acks[QKD_RES_OK], 0);
 	assert_int_equal(W->n[1].disk.last_result, QKD_RES_KME_ERROR);
-	assert_string_equal(W->n[1].disk.last_detail, "key lost");
+	assert_string_equal(W->n[1].disk.last_detail, "key lost: scripted");
 	free_world();
 }
 
@@ -1354,6 +1355,38 @@ static void test_no_key(void **state)
 	free_world();
 }
 
+/* A stage whose answer is lost (the session broke mid-commit) may have
+ * landed: the agent cancels it by persist-id instead of leaving it to the
+ * router's timeout, on either side. */
+static void test_stage_outcome_unknown(void **state)
+{
+	(void)state;
+	for (int side = 1; side >= 0; side--) {
+		setup_world(1);
+		start_all();
+		rotate_now();
+		run_for(2000);
+		char old[QKD_KEYID_MAX + 1];
+		snprintf(old, sizeof old, "%s", assert_common_key());
+		W->n[side].r.lost_stage = true;
+		rotate_now();
+		run_for(1500);
+		/* cancelled within the run, long before the 60 s router timeout */
+		assert_false(W->n[side].r.cc);
+		assert_false(W->n[1 - side].r.cc);
+		assert_string_equal(assert_common_key(), old);
+		assert_true(W->n[side].r.cancels >= 1);
+		assert_true(logged(side, "outcome unknown"));
+		if (side == 1)
+			assert_int_equal(W->n[1].acks[QKD_RES_COMMIT_FAILED], 1);
+		assert_all_idle();
+		W->n[side].r.lost_stage = false;
+		run_for(10000);
+		assert_string_not_equal(assert_common_key(), old);
+		free_world();
+	}
+}
+
 static void test_restart_master_before_decision(void **state)
 {
 	(void)state;
@@ -1596,6 +1629,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_router_busy_deferred, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_writes_per_rotation, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_key, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stage_outcome_unknown, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_restart_master_before_decision, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_restart_master_after_decision, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lost_state_resync, setup, teardown),
