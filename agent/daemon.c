@@ -346,10 +346,11 @@ static void kme_cb(void *arg, const struct kme_error *err, struct kme_keys *keys
 	} else {
 		ev.kme = kme_map(r, err);
 		copy_str(detail, sizeof detail, err->text[0] ? err->text : kme_err_name(err->code));
-		/* the machine logs the outcome at its level; this is the detail */
-		log_debug(d->log, "channel %u %s: rotation %u: KME %s: %s", (unsigned)c->id,
-		          role_word(c), (unsigned)r->rotation, r->dec ? "dec_keys" : "enc_keys",
-		          err->text);
+		/* the machine logs the outcome with a detail cut to fit an ACK;
+		 * this line keeps the KME's whole message */
+		log_info(d->log, "channel %u %s: rotation %u: KME %s failed: %s", (unsigned)c->id,
+		         role_word(c), (unsigned)r->rotation, r->dec ? "dec_keys" : "enc_keys",
+		         err->text);
 	}
 	ev.detail = detail[0] ? detail : NULL;
 	free(r);
@@ -573,14 +574,27 @@ static enum nc_err rjob_run(struct nc_session **sp, void *arg, struct nc_error *
 			rc = rb.code;
 			break;
 		}
+		/* a running config with the new CKN proves a confirm only if no
+		 * confirmed commit is pending any more: the confirm succeeded, or
+		 * the server answered that none is (operation-failed, "not active",
+		 * e.g. confirmed before a restart). After a lost reply or another
+		 * refusal the stage may still be pending and roll back: unknown, so
+		 * the machine confirms again. */
+		bool settled = op == NC_OK || (op == NC_E_RPC && e->nrpc > 0 &&
+		                               strcmp(e->rpc[0].tag, "operation-failed") == 0);
 		rc = NC_OK;
 		nc_error_clear(e);
 		if (j->op == ROT_OP_CONFIRM)
-			j->result = has ? ROT_ROUTER_OK : ROT_ROUTER_ROLLED_BACK;
+			j->result = !has      ? ROT_ROUTER_ROLLED_BACK
+			            : settled ? ROT_ROUTER_OK
+			                      : ROT_ROUTER_FAILED;
 		else
 			j->result = has ? ROT_ROUTER_FAILED : ROT_ROUTER_OK;
 		if (j->op == ROT_OP_CANCEL && has)
 			copy_str(j->detail, sizeof j->detail, "new key still in running");
+		if (j->op == ROT_OP_CONFIRM && j->result == ROT_ROUTER_FAILED)
+			copy_str(j->detail, sizeof j->detail,
+			         "confirm not acknowledged, the stage may still be pending");
 		break;
 	}
 	}
