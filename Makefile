@@ -53,6 +53,7 @@ include proto88b7/module.mk
 -include kme/module.mk
 -include netconf/module.mk
 include $(wildcard agent/*.mk)
+-include tests/impair/module.mk
 
 all: $(BINS) $(TOOLS)
 

@@ -65,6 +65,28 @@ def ctl(lab, site, *args, timeout=10):
         return -1, "", "qkdlinkctl timed out after %d s" % timeout
 
 
+def impair(lab, *cmd):
+    """One command to the lab's impairment relay (lab.sh up with LAB_IMPAIR=1), e.g.
+    impair(lab, "set", "loss=0.3") or impair(lab, "partition on dir=ab"): the reply
+    line ("ok"), or for `stats` the parsed JSON. RuntimeError when the lab has no
+    relay, the relay cannot be reached or it refuses the command (the reply says why)."""
+    env = lab_env(lab)
+    if not env.get("IMPAIR_SOCK"):
+        raise RuntimeError("%s: this lab has no impairment relay (LAB_IMPAIR=1 at up)" % lab)
+    words = " ".join(cmd).split()
+    try:
+        r = subprocess.run([os.path.join(env["LAB_BUILD"], "qkdlink-impair"), "-C", env["IMPAIR_SOCK"]] + words,
+                           capture_output=True, text=True, timeout=10)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError("qkdlink-impair -C %s: no reply within 10 s" % " ".join(words))
+    out = r.stdout.strip()
+    if r.returncode != 0:
+        raise RuntimeError("qkdlink-impair -C %s: exit %d: %s" % (" ".join(words), r.returncode, (out or r.stderr).strip()))
+    if words and words[0] == "stats":
+        return json.loads(out)
+    return out
+
+
 def nk(k):
     return re.sub(r"[^a-z0-9]", "", str(k).lower())
 
