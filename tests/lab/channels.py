@@ -20,8 +20,11 @@ Usage (as root; runs itself inside the lab's namespace when started outside it):
       DIR/bootstrap/channels.json for the other commands. Not twice per lab.
   channels.py DIR list
       the added channels, one per line: id master conv ca
-  channels.py DIR check [--rotations K] [--wait S] [--strict]
-      (agents running) waits up to S seconds (default 60) until the master of
+  channels.py DIR check [--rotate] [--rotations K] [--wait S] [--strict]
+      (agents running) with --rotate, first rotates each added channel in turn
+      (qkdlinkctl rotate at its master, waiting for the rotation to complete;
+      a failed one is asked again, three times at most); then waits up to S
+      seconds (default 60) until the master of
       every added channel reports K (default 1) completed rotations, then reads
       both routers once (ncclient, tests/lab/routers.py) for every added CA:
       same CKN and CAK on both, the CKN the channel's convention applied to the
@@ -219,12 +222,39 @@ def load_list(lab):
         die("no added channels in %s (%s)" % (lab, e))
 
 
+def master_counts(lab, ch):
+    st, _ = agents.status(lab, ch["master"])
+    c = next((x for x in agents.find_channels(st) if x.get("id") == ch["id"]), {})
+    return c.get("rotations_completed") or 0, c.get("rotations_failed") or 0, c.get("state")
+
+
+def one_rotation(lab, ch, tries=3, secs=20.0):
+    """qkdlinkctl rotate at the channel's master until one more rotation completed."""
+    done0, _, _ = master_counts(lab, ch)
+    for _ in range(tries):
+        _, fail0, _ = master_counts(lab, ch)
+        rc, out, err = agents.ctl(lab, ch["master"], "rotate", str(ch["id"]))
+        if rc != 0:
+            time.sleep(1)  # e.g. still settling after the start: ask again
+            continue
+        deadline = time.monotonic() + secs
+        while time.monotonic() < deadline:
+            done, fail, state = master_counts(lab, ch)
+            if done > done0:
+                return True
+            if fail > fail0 and str(state).upper() == "IDLE":
+                break
+            time.sleep(0.1)
+    return False
+
+
 def check(lab, args):
-    k, wait, strict = 1, 60.0, False
+    k, wait, strict, rotate = 1, 60.0, False, False
     i = 0
     while i < len(args):
-        if args[i] == "--strict":
-            strict = True
+        if args[i] in ("--strict", "--rotate"):
+            strict = strict or args[i] == "--strict"
+            rotate = rotate or args[i] == "--rotate"
             i += 1
             continue
         if i + 1 >= len(args):
@@ -249,6 +279,13 @@ def check(lab, args):
                 print("#   " + line)
         sys.stdout.flush()
 
+    if rotate:
+        slow = []
+        for ch in chans:
+            if not one_rotation(lab, ch):
+                slow.append(ch["id"])
+        tap(not slow, "each of the %d added channels rotated once on request, one after another "
+            "(qkdlinkctl rotate at its master)" % len(chans), "did not complete: %s" % slow)
     deadline = time.monotonic() + wait
     while True:
         st, err = {}, ""
