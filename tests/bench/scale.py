@@ -11,7 +11,8 @@ Usage:
       rotations (qkdlinkctl status --json counters: completed, failed, skipped,
       deltas over the window; "due" = masters x T / S), and from the agents' logs
       (timestamps inside the window) the rotation duration p50/p99 of the
-      successful ones, the refusals "router busy", and per master channel the
+      successful ones, the refusals "router busy" (and of them the stages
+      that waited D/2 for the router in vain), and per master channel the
       longest time between two successful rotations (from the window start to
       the first, between two, from the last to the window end). A channel keeps
       its schedule when that longest gap is at most 1.1 x S. Also the CPU share
@@ -34,6 +35,8 @@ TICK = os.sysconf("SC_CLK_TCK")
 LINE = re.compile(r"^(\S+)Z qkdlinkd\[\w+\]: channel (\d+) master: rotation (\d+) metrics: "
                   r"result (\S+) duration_ms (\d+)")
 BUSY = re.compile(r"^(\S+)Z .*router busy")
+# a stage that waited for the router D/2 and gave up (daemon.c stage_wait_cb)
+WAITED = re.compile(r"^(\S+)Z .*: rotation \d+: stage not run: router busy")
 
 
 def cpu_ticks(pid):
@@ -149,7 +152,7 @@ def measure(lab, args):
             a[k] = k1[s][k] - k0[s][k]
         # due: scheduled rotations of the masters with a rotation interval
         a["due"] = round(sum(window / (iv or interval) for iv in k1[s]["intervals"].values()))
-        durs, busy, ok_at = [], 0, {cid: [] for cid in k1[s]["ids"]}
+        durs, busy, waited, ok_at = [], 0, 0, {cid: [] for cid in k1[s]["ids"]}
         with open(os.path.join(lab, "site-%s/qkdlinkd.log" % s), errors="replace") as f:
             for line in f:
                 m = LINE.match(line)
@@ -163,6 +166,8 @@ def measure(lab, args):
                 b = BUSY.match(line)
                 if b and t0 <= ts(b.group(1)) <= t1:
                     busy += 1
+                    if WAITED.match(line):
+                        waited += 1
         gaps = {}
         for cid, v in ok_at.items():
             pts = [t0] + sorted(v) + [t1]
@@ -172,7 +177,7 @@ def measure(lab, args):
         all_gaps += list(gaps.values())
         a.update({"ok_logged": len(durs), "duration_p50_ms": pct(durs, 50),
                   "duration_p99_ms": pct(durs, 99), "duration_max_ms": max(durs) if durs else None,
-                  "router_busy_lines": busy, "late_channels": len(late), "late_ids": late[:20],
+                  "router_busy_lines": busy, "stage_wait_timeouts": waited, "late_channels": len(late), "late_ids": late[:20],
                   "max_gap_s": round(max(gaps.values()), 1) if gaps else None})
         res["agents"][s] = a
     res["late_channels"] = late_total
