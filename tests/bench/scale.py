@@ -78,9 +78,17 @@ def read_pid(path):
 
 
 def counters(lab, site):
-    st, _ = agents.status(lab, site)
+    # a generous timeout: with many channels the agent may answer slowly, and
+    # how slowly is itself a figure (status_s)
+    t = time.monotonic()
+    rc, out, err = agents.ctl(lab, site, "status", "--json", timeout=120)
+    t = time.monotonic() - t
+    if rc != 0:
+        raise RuntimeError("site %s: qkdlinkctl status --json exit %d after %.1f s: %s" % (
+            site.upper(), rc, t, (err or out).strip()))
+    st = json.loads(out)
     m = [c for c in agents.find_channels(st) if c.get("role") == "master"]
-    return {"masters": len(m),
+    return {"masters": len(m), "status_s": round(t, 2),
             "completed": sum(c.get("rotations_completed") or 0 for c in m),
             "failed": sum(c.get("rotations_failed") or 0 for c in m),
             "skipped": sum(c.get("rotations_skipped") or 0 for c in m),
@@ -143,7 +151,7 @@ def measure(lab, args):
     for s in "ab":
         pid = procs["agent_" + s]
         st = status_kib(pid)
-        a = {"masters": k1[s]["masters"],
+        a = {"masters": k1[s]["masters"], "status_s": max(k0[s]["status_s"], k1[s]["status_s"]),
              "cpu_pct": res["procs"]["agent_" + s],
              "rss_kib": st.get("VmRSS"), "rss_max_kib": max(rss_max[s], st.get("VmRSS", 0)),
              "hwm_kib": st.get("VmHWM"), "fds_start": fd0[s], "fds_end": nfds(pid),
@@ -208,20 +216,23 @@ def table(files):
     rows.sort(key=lambda r: r["channels"])
     print("| channels | agent CPU % of a core (A / B) | RSS MiB (A / B), peak | fds (A / B) "
           "| rotations done / due | failed | router busy | duration p50 / p99 ms "
-          "| late channels (max gap s) | netconfd CPU % (A / B) | KME sim CPU % |")
-    print("|---:|---|---|---|---|---:|---:|---|---|---|---:|")
+          "| late channels (max gap s) | netconfd CPU % (A / B) | KME sim CPU % | status reply s |")
+    print("|---:|---|---|---|---|---:|---:|---|---|---|---:|---:|")
     for r in rows:
         a, b = r["agents"]["a"], r["agents"]["b"]
         mib = lambda k: "%.1f" % (k / 1024.0) if k else "-"  # noqa: E731
-        print("| %d | %s / %s | %s / %s, %s / %s | %s / %s | %d / %d | %d | %d | %s / %s | %d (%s) | %s / %s | %s |" % (
+        print("| %d | %s / %s | %s / %s, %s / %s | %s / %s | %d / %d | %d | %s | %s / %s | %d (%s) | %s / %s | %s | %s |" % (
             r["channels"], fmt(a["cpu_pct"]), fmt(b["cpu_pct"]), mib(a["rss_kib"]), mib(b["rss_kib"]),
             mib(a["hwm_kib"]), mib(b["hwm_kib"]), fmt(a["fds_end"]), fmt(b["fds_end"]),
             a["completed"] + b["completed"], a["due"] + b["due"], a["failed"] + b["failed"],
-            a["router_busy_lines"] + b["router_busy_lines"],
+            "%d (%s vain waits)" % (a["router_busy_lines"] + b["router_busy_lines"],
+                                    a["stage_wait_timeouts"] + b["stage_wait_timeouts"]
+                                    if "stage_wait_timeouts" in a else "-"),
             fmt(worst(a["duration_p50_ms"], b["duration_p50_ms"])),
             fmt(worst(a["duration_p99_ms"], b["duration_p99_ms"])),
             r["late_channels"], fmt(r["max_gap_s"]), fmt(r["procs"]["netconfd_a"]),
-            fmt(r["procs"]["netconfd_b"]), fmt(r["procs"]["kmesim"])))
+            fmt(r["procs"]["netconfd_b"]), fmt(r["procs"]["kmesim"]),
+            fmt(worst(a.get("status_s"), b.get("status_s")))))
     return 0
 
 
