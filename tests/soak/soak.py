@@ -331,9 +331,14 @@ def markdown(s):
                  "yes" if not s["unrecovered"] else "NO (channels %s)" % s["unrecovered"],
                  s["worst_recovery_s"], ", ".join("%d s %s" % (c["t"], "ok" if not c["problems"] else "FAILED")
                                                   for c in s["checks"]) or "none"))
-    if s.get("relay"):
+    rl = s.get("relay") or {}
+    if rl.get("ab") and rl.get("ba"):
         r.append("")
-        r.append("Relay counters: `%s`" % json.dumps(s["relay"], sort_keys=True))
+        r.append("Impairment relay (seed %s): %s." % (rl.get("seed"), "; ".join(
+            "%s dropped %d of %d frames (%.2f%%)" % (
+                d, rl[d].get("dropped_loss", 0), rl[d].get("received", 0),
+                100.0 * rl[d].get("dropped_loss", 0) / max(1, rl[d].get("received", 0)))
+            for d in ("ab", "ba"))))
     return "\n".join(r) + "\n"
 
 
