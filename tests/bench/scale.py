@@ -78,14 +78,16 @@ def read_pid(path):
 
 
 def counters(lab, site):
-    # a generous timeout: with many channels the agent may answer slowly, and
-    # how slowly is itself a figure (status_s)
+    """The masters' counters from qkdlinkctl status --json, with the time the
+    answer took (status_s); with many channels the agent may not answer within
+    qkdlinkctl's 10 s: then {"error": ..., "status_s": ...}, and the figures
+    that need the counters are left out (a finding in itself)."""
     t = time.monotonic()
     rc, out, err = agents.ctl(lab, site, "status", "--json", timeout=120)
     t = time.monotonic() - t
     if rc != 0:
-        raise RuntimeError("site %s: qkdlinkctl status --json exit %d after %.1f s: %s" % (
-            site.upper(), rc, t, (err or out).strip()))
+        return {"error": "exit %d after %.1f s: %s" % (rc, t, (err or out).strip()),
+                "status_s": round(t, 2)}
     st = json.loads(out)
     m = [c for c in agents.find_channels(st) if c.get("role") == "master"]
     return {"masters": len(m), "status_s": round(t, 2),
@@ -94,6 +96,16 @@ def counters(lab, site):
             "skipped": sum(c.get("rotations_skipped") or 0 for c in m),
             "intervals": {c["id"]: c.get("rotation_interval") for c in m},
             "ids": [c["id"] for c in m]}
+
+
+def masters_from_config(lab, site):
+    """The master channels of SITE's configuration (when the agent does not answer)."""
+    with open(os.path.join(lab, "site-%s/qkdlinkd.json" % site)) as f:
+        cfg = json.load(f)
+    ids = [c["id"] for c in cfg["channels"] if c.get("role") == "master"]
+    return {"masters": len(ids), "ids": ids,
+            "intervals": {c["id"]: c.get("rotation_interval") for c in cfg["channels"]
+                          if c.get("role") == "master"}}
 
 
 def ts(s):
@@ -140,7 +152,8 @@ def measure(lab, args):
     t1 = time.time()
     c1 = {p: cpu_ticks(pid) for p, pid in procs.items()}
     k1 = {s: counters(lab, s) for s in "ab"}
-    res = {"channels": k1["a"]["masters"] + k1["b"]["masters"], "interval_s": interval,
+    cfgm = {s: masters_from_config(lab, s) for s in "ab"}
+    res = {"channels": cfgm["a"]["masters"] + cfgm["b"]["masters"], "interval_s": interval,
            "warmup_s": warmup, "window_s": round(wall, 1), "procs": {}, "agents": {}}
     for p in procs:
         if c0[p] is None or c1[p] is None:
@@ -151,16 +164,17 @@ def measure(lab, args):
     for s in "ab":
         pid = procs["agent_" + s]
         st = status_kib(pid)
-        a = {"masters": k1[s]["masters"], "status_s": max(k0[s]["status_s"], k1[s]["status_s"]),
+        a = {"masters": cfgm[s]["masters"], "status_s": max(k0[s]["status_s"], k1[s]["status_s"]),
+             "status_error": k0[s].get("error") or k1[s].get("error"),
              "cpu_pct": res["procs"]["agent_" + s],
              "rss_kib": st.get("VmRSS"), "rss_max_kib": max(rss_max[s], st.get("VmRSS", 0)),
              "hwm_kib": st.get("VmHWM"), "fds_start": fd0[s], "fds_end": nfds(pid),
              "alive": cpu_ticks(pid) is not None}
         for k in ("completed", "failed", "skipped"):
-            a[k] = k1[s][k] - k0[s][k]
+            a[k] = k1[s][k] - k0[s][k] if k in k0[s] and k in k1[s] else None
         # due: scheduled rotations of the masters with a rotation interval
-        a["due"] = round(sum(window / (iv or interval) for iv in k1[s]["intervals"].values()))
-        durs, busy, waited, ok_at = [], 0, 0, {cid: [] for cid in k1[s]["ids"]}
+        a["due"] = round(sum(window / (iv or interval) for iv in cfgm[s]["intervals"].values()))
+        durs, busy, waited, ok_at = [], 0, 0, {cid: [] for cid in cfgm[s]["ids"]}
         with open(os.path.join(lab, "site-%s/qkdlinkd.log" % s), errors="replace") as f:
             for line in f:
                 m = LINE.match(line)
@@ -183,7 +197,13 @@ def measure(lab, args):
         late = sorted(cid for cid, g in gaps.items() if g > 1.1 * interval)
         late_total += len(late)
         all_gaps += list(gaps.values())
-        a.update({"ok_logged": len(durs), "duration_p50_ms": pct(durs, 50),
+        fails_logged = 0
+        with open(os.path.join(lab, "site-%s/qkdlinkd.log" % s), errors="replace") as f:
+            for line in f:
+                m = LINE.match(line)
+                if m and m.group(4) != "OK" and t0 <= ts(m.group(1)) <= t1:
+                    fails_logged += 1
+        a.update({"ok_logged": len(durs), "failed_logged": fails_logged, "duration_p50_ms": pct(durs, 50),
                   "duration_p99_ms": pct(durs, 99), "duration_max_ms": max(durs) if durs else None,
                   "router_busy_lines": busy, "stage_wait_timeouts": waited, "late_channels": len(late), "late_ids": late[:20],
                   "max_gap_s": round(max(gaps.values()), 1) if gaps else None})
@@ -201,6 +221,13 @@ def measure(lab, args):
 
 def fmt(v, unit=""):
     return "-" if v is None else "%s%s" % (v, unit)
+
+
+def cnt(a, b, k, logged):
+    """a[k] + b[k] from the status counters, else from the logs."""
+    if a.get(k) is not None and b.get(k) is not None:
+        return a[k] + b[k]
+    return a.get(logged, 0) + b.get(logged, 0)
 
 
 def worst(*v):
@@ -224,7 +251,7 @@ def table(files):
         print("| %d | %s / %s | %s / %s, %s / %s | %s / %s | %d / %d | %d | %s | %s / %s | %d (%s) | %s / %s | %s | %s |" % (
             r["channels"], fmt(a["cpu_pct"]), fmt(b["cpu_pct"]), mib(a["rss_kib"]), mib(b["rss_kib"]),
             mib(a["hwm_kib"]), mib(b["hwm_kib"]), fmt(a["fds_end"]), fmt(b["fds_end"]),
-            a["completed"] + b["completed"], a["due"] + b["due"], a["failed"] + b["failed"],
+            cnt(a, b, "completed", "ok_logged"), a["due"] + b["due"], cnt(a, b, "failed", "failed_logged"),
             "%d (%s vain waits)" % (a["router_busy_lines"] + b["router_busy_lines"],
                                     a["stage_wait_timeouts"] + b["stage_wait_timeouts"]
                                     if "stage_wait_timeouts" in a else "-"),

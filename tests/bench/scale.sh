@@ -47,8 +47,10 @@ for n in $NS; do
 	sh tests/lab/lab.sh start "$DIR" >/dev/null || exit 1
 	sh tests/lab/lab.sh exec "$DIR" /usr/bin/python3 tests/bench/scale.py "$DIR" measure \
 		--interval "$INTERVAL" --warmup "$WARMUP" --window "$WINDOW" --out "$OUT/scale-$n.json" \
-		>/dev/null || { echo "scale: N=$n: measurement failed" >&2; exit 1; }
-	cp "$DIR/site-a/qkdlinkd.log" "$OUT/agent-a-$n.log" 2>/dev/null
+		>/dev/null
+	rc=$?
+	for s in a b; do cp "$DIR/site-$s/qkdlinkd.log" "$OUT/agent-$s-$n.log" 2>/dev/null; done
+	[ $rc -eq 0 ] || { echo "scale: N=$n: measurement failed (agents' logs in $OUT)" >&2; exit 1; }
 	/usr/bin/python3 tests/bench/scale.py table "$OUT/scale-$n.json" | tail -n 1
 	files="$files $OUT/scale-$n.json"
 	sh tests/lab/lab.sh down "$DIR" >/dev/null 2>&1
