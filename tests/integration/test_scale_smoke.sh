@@ -52,8 +52,10 @@ renumber() { # FILE: a sub-program's TAP lines into this script's sequence
 for b in qkdlinkd qkdlinkctl qkdlinkd-check; do
 	[ -x "$BUILD/$b" ] || { echo "not ok 1 - $BUILD/$b is not built (run make)"; exit 1; }
 done
-[ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import ncclient' 2>/dev/null ||
-	{ echo "not ok 1 - /usr/bin/python3 with ncclient (python3-ncclient) is missing"; exit 1; }
+if ! /usr/bin/python3 -c 'import ncclient' 2>/dev/null; then
+	echo "not ok 1 - /usr/bin/python3 with ncclient (python3-ncclient) is missing"
+	exit 1
+fi
 
 LAB_ROTATION_INTERVAL=0 LAB_CONFIRM_TIMEOUT=20 $LAB up "$DIR" >"$out" 2>&1
 rc=$?
@@ -82,7 +84,7 @@ done >"$out" 2>&1
 tap $r "both configurations hold $((N + 2)) channels and pass qkdlinkd-check" "$out"
 
 # every new CA on its bootstrap key, read back by ncclient
-expect=$(/usr/bin/python3 tests/lab/channels.py "$DIR" list | while read -r id m c ca; do
+expect=$(/usr/bin/python3 tests/lab/channels.py "$DIR" list | while read -r id _m _c ca; do
 	printf ' --expect %s=%s:%s' "$ca" "$(cat "$DIR/bootstrap/ch$id.ckn")" "$DIR/bootstrap/ch$id.cak"
 done)
 # shellcheck disable=SC2086
