@@ -6,6 +6,8 @@
 #                   tests and a fuzz smoke run; ends with "N passed, N failed"
 #   make fuzz       run the libFuzzer targets (FUZZ_SECONDS each, default 300)
 #   make bench      benchmarks, results for docs/performance.md
+#   make bench-scale  agents' cost against the number of channels (~5 min per count)
+#   make soak       10 channels rotating every 5 s for SOAK_MINUTES (30) under 5% loss
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make demo       the two-site lab: two agents rotating keys live (Ctrl-C or
 #                   DEMO_SECONDS=N ends it and removes everything; docs/lab.md)
@@ -54,11 +56,13 @@ include proto88b7/module.mk
 -include netconf/module.mk
 include $(wildcard agent/*.mk)
 -include tests/impair/module.mk
+-include tests/bench/module.mk
+-include tests/soak/module.mk
 
 all: $(BINS) $(TOOLS)
 
 help:
-	@sed -n '2,15p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,17p' Makefile | sed 's/^# \{0,1\}//'
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
