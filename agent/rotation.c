@@ -238,10 +238,45 @@ static bool ckn_ok(const struct rot_machine *m, const char *key_id, char *why, s
 
 /* ---- master ---- */
 
+/*
+ * Spreading (protocol.md 10.2): a router holds one rotation at a time, so
+ * channels that fall due together (an agent started with all its channels, a
+ * retry delay shared by every channel the same router refused) would queue
+ * and defer each other in step, every interval. Each channel therefore gets
+ * its own phase: a deterministic pseudo-random share of a span, from the
+ * channel number and a salt (the machine has no clock or RNG of its own).
+ */
+static int64_t spread(const struct rot_machine *m, uint64_t salt, int64_t span)
+{
+	if (span <= 0)
+		return 0;
+	uint64_t x = ((uint64_t)m->cfg.channel << 32 ^ salt) + 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull; /* splitmix64 */
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	x ^= x >> 31;
+	return (int64_t)(x % (uint64_t)(span + 1));
+}
+
+/* The retry delay, stretched by up to half of it, differently per channel
+ * and per attempt. */
+static int64_t retry_delay(struct rot_machine *m, int64_t base)
+{
+	m->retries++;
+	return base + spread(m, m->retries, base / 2);
+}
+
+/* The next scheduled rotation: one interval after this start, give or take
+ * 5 %, so that channels started together drift apart. */
+static int64_t next_scheduled(const struct rot_machine *m)
+{
+	int64_t iv = (int64_t)m->cfg.interval_s * 1000;
+	return m->now + iv - iv / 20 + spread(m, 0x100000000ull + m->rot, iv / 10);
+}
+
 static void m_schedule_after_failure(struct rot_machine *m, bool at_once)
 {
 	int64_t cap = m->cfg.interval_s ? (int64_t)m->cfg.interval_s * 1000 : 300000;
-	m->rotate_due = at_once ? m->now : m->now + m->fail_delay;
+	m->rotate_due = at_once ? m->now : m->now + retry_delay(m, m->fail_delay);
 	m->fail_delay = min64(m->fail_delay * 2, max64(cap, (int64_t)m->cfg.retry_ms));
 }
 
@@ -309,12 +344,12 @@ static void m_finish_abort(struct rot_machine *m, struct rot_actions *out, bool 
 	if (deferred) {
 		/* a router serves another channel's rotation (one confirmed commit
 		 * per router): not a failure, so no backoff; retry soon */
-		m->rotate_due = m->now + m->cfg.retry_ms;
+		int64_t wait = retry_delay(m, m->cfg.retry_ms);
+		m->rotate_due = m->now + wait;
 		logf_(m, out, ROT_LOG_INFO,
-		      "rotation %u deferred (%s); old key %s kept, retry in %u ms",
+		      "rotation %u deferred (%s); old key %s kept, retry in %lld ms",
 		      (unsigned)m->rot, m->st.last_detail,
-		      m->st.current_key_id[0] ? m->st.current_key_id : "(none)",
-		      (unsigned)m->cfg.retry_ms);
+		      m->st.current_key_id[0] ? m->st.current_key_id : "(none)", (long long)wait);
 		return;
 	}
 	logf_(m, out, ROT_LOG_WARN,
@@ -368,10 +403,10 @@ static bool m_start(struct rot_machine *m, struct rot_actions *out, const char *
 		 * dead peer costs one line at info, not one per retry */
 		bool same = strcmp(reason, m->skip_reason) == 0;
 		m->skipped++;
-		m->rotate_due = m->now + m->cfg.retry_ms;
+		int64_t wait = retry_delay(m, m->cfg.retry_ms);
+		m->rotate_due = m->now + wait;
 		logf_(m, out, same ? ROT_LOG_DEBUG : ROT_LOG_INFO,
-		      "rotation skipped (%s): %s; retry in %u ms", why, reason,
-		      (unsigned)m->cfg.retry_ms);
+		      "rotation skipped (%s): %s; retry in %lld ms", why, reason, (long long)wait);
 		copy_str(m->skip_reason, sizeof m->skip_reason, reason);
 		return false;
 	}
@@ -403,7 +438,7 @@ static bool m_start(struct rot_machine *m, struct rot_actions *out, const char *
 		m->peers[i].staged = m->peers[i].confirmed = false;
 		m->peers[i].staged_ms = m->peers[i].confirmed_ms = 0;
 	}
-	m->rotate_due = m->cfg.interval_s ? m->now + (int64_t)m->cfg.interval_s * 1000 : NEVER;
+	m->rotate_due = m->cfg.interval_s ? next_scheduled(m) : NEVER;
 	logf_(m, out, ROT_LOG_INFO, "rotation %u start (%s)", (unsigned)m->rot, why);
 	/* not written: nobody has seen R yet (the ANNOUNCE follows the write of
 	 * "staging"), so a restart that forgets it loses one KME key, nothing more */
@@ -1381,8 +1416,12 @@ int rot_start(struct rot_machine *m, const struct chan_state *st, int64_t now_ms
 		break;
 	}
 	send_hello(m, out);
-	if (is_master(m) && m->cfg.interval_s > 0)
-		m->rotate_due = now_ms + (int64_t)m->cfg.interval_s * 1000;
+	if (is_master(m) && m->cfg.interval_s > 0) {
+		/* the first scheduled rotation at the channel's own phase in
+		 * (interval/2, interval]: channels that start together spread */
+		int64_t iv = (int64_t)m->cfg.interval_s * 1000;
+		m->rotate_due = now_ms + iv / 2 + spread(m, 0, iv / 2);
+	}
 	if (out->overflow)
 		return failf(err, errlen, "action list overflow");
 	return 0;

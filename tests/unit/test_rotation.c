@@ -883,7 +883,7 @@ static void test_master_kme_fails(void **state)
 	assert_int_equal(W->n[0].disk.last_result, QKD_RES_KME_ERROR);
 	/* then the KME hangs: the deadline gives the request up */
 	W->n[0].kme_hang = true;
-	run_for(2000); /* the retry starts and hangs */
+	run_for(3000); /* the retry (2 s and up to half more) starts and hangs */
 	assert_int_equal(W->n[0].enc_calls, 2);
 	run_for(10000);
 	assert_true(logged(0, "deadline: no answer from the KME"));
@@ -1022,8 +1022,8 @@ static void test_busy(void **state)
 	assert_true(
 	    logged(0, "rotation skipped (operator): peer B busy (state ROTATING, pending 7)"));
 	assert_int_equal(W->n[0].enc_calls, enc);
-	/* its next real HELLO says IDLE: the retry goes ahead */
-	run_for(3000);
+	/* its next real HELLO says IDLE: the retry (2..3 s) goes ahead */
+	run_for(4000);
 	assert_int_equal(W->n[0].disk.current_rotation, 3);
 	assert_common_key();
 	free_world();
@@ -1208,9 +1208,10 @@ static void test_router_busy_deferred(void **state)
 	assert_true(logged(0, "deferred"));
 	assert_false(logged(0, "failed"));
 	assert_all_idle();
-	/* the retry comes after retry_ms (2 s here), not a doubling backoff */
+	/* the retry comes after retry_ms (2 s here, stretched by up to half per
+	 * channel and attempt), not a doubling backoff */
 	W->n[1].r.busy_stage = false;
-	run_for(2500);
+	run_for(3500);
 	assert_string_not_equal(assert_common_key(), old);
 	rot_status(&W->n[0].m, W->now, &st);
 	assert_int_equal(st.rotations_ok, 2);
@@ -1226,7 +1227,7 @@ static void test_router_busy_deferred(void **state)
 	assert_int_equal(st.rotations_failed, 0);
 	assert_true(logged(0, "own router busy"));
 	W->n[0].r.busy_stage = false;
-	run_for(2500);
+	run_for(3500);
 	assert_string_not_equal(assert_common_key(), old);
 	free_world();
 }
@@ -1385,6 +1386,35 @@ static void test_stage_outcome_unknown(void **state)
 		assert_string_not_equal(assert_common_key(), old);
 		free_world();
 	}
+}
+
+/* Scheduled rotations spread (protocol.md 10.2): channels started together
+ * fall due at their own phases, and retries differ per channel. */
+static void test_spreading(void **state)
+{
+	(void)state;
+	int64_t first[8];
+	for (int ch = 0; ch < 8; ch++) {
+		setup_world(1);
+		for (int i = 0; i < W->nnodes; i++) {
+			W->n[i].cfg.channel = 100 + (uint32_t)ch;
+			W->n[i].cfg.interval_s = 60;
+		}
+		for (int i = 0; i < W->nnodes; i++)
+			start_node(i, false);
+		first[ch] = W->n[0].m.rotate_due - W->now;
+		/* within (interval/2, interval] */
+		assert_true(first[ch] >= 30000 && first[ch] <= 60000);
+		free_world();
+	}
+	int distinct = 0;
+	for (int i = 0; i < 8; i++) {
+		bool seen = false;
+		for (int j = 0; j < i; j++)
+			seen = seen || first[j] == first[i];
+		distinct += !seen;
+	}
+	assert_true(distinct >= 7);
 }
 
 static void test_restart_master_before_decision(void **state)
@@ -1630,6 +1660,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_writes_per_rotation, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_key, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stage_outcome_unknown, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_spreading, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_restart_master_before_decision, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_restart_master_after_decision, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lost_state_resync, setup, teardown),
