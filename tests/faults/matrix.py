@@ -314,6 +314,7 @@ def end_check(lab, ctx, row, offs, c0, poller, t_row):
     for site, pid, tail in dead:
         problems.append("agent %s (pid %s) died; log ends:\n%s" % (site, pid, tail))
     # the fault named
+    unsafe = list(problems)  # everything so far is about the routers' and agents' state
     logs = log_since(lab, offs)
     named = None
     if row.expect_re and not ctx.no_name:
@@ -331,7 +332,7 @@ def end_check(lab, ctx, row, offs, c0, poller, t_row):
         completed, failed = ctx.counts[1], ctx.counts[2]
     res.update({
         "attempted": completed + failed, "completed": completed,
-        "aborted_safely": failed if not problems else 0, "failed_unsafe": 0 if not problems else failed,
+        "aborted_safely": failed if not unsafe else 0, "failed_unsafe": 0 if not unsafe else failed,
         "skipped": c1[2] - c0[2],
         "diverged_ms_agents": metrics_diverged(logs.get(MASTER, "")),
         "diverged_polled_s": round(poller.differ_s, 1), "diverged_longest_s": round(poller.longest_s, 1),
@@ -669,15 +670,20 @@ def agent_kills(victim):
             rotate(lab)
             ctx.attempted_extra += 1
             time.sleep(ctx.rng.uniform(0.0, 1.5))
+            t0 = time.monotonic()  # recovery: from the kill (the restart included)
             ok = agents.kill_agent(lab, victim)
             sok, out = agents.start_agents(lab)
-            t0 = time.monotonic()
             k, chans, why = agents.wait_settled(lab, CH, agents.recovery_bound(lab), started=True)
             ctx.recovery.append(time.monotonic() - t0)
-            if ok and sok and why is None:
-                killed_ok += 1
             if why is None and k != k0:
                 completed += 1
+            if why is None and k is not None:
+                # both routers hold the key the agents settled on
+                rok, rout = agents.routers_check(lab, {CH: agents.expected_ckn(CH, k)})
+                if not rok:
+                    why = "routers do not both hold key_ID %s: %s" % (k, rout.strip())
+            if ok and sok and why is None:
+                killed_ok += 1
             else:
                 ctx.checks.append((False, "kill %d of agent %s: restarted and settled" % (i, victim.upper()),
                                    "%s\n%s" % (why, out)))
@@ -1039,9 +1045,27 @@ def main():
     ap.add_argument("--markdown", default=os.path.abspath("faults-results.md"))
     ap.add_argument("--kills", type=int, help="SIGKILLs per side (default 2, --full 200)")
     ap.add_argument("--list", action="store_true")
+    ap.add_argument("--merge", nargs="+", metavar="RESULTS.json",
+                    help="merge result files (later rows replace earlier ones) into --json/--markdown")
     ap.add_argument("--keep", action="store_true", help="leave the lab up (debugging)")
     ap.add_argument("--inside", metavar="LAB")
     args = ap.parse_args()
+    if args.merge:
+        # results of several runs (a later file's rows replace the same rows
+        # of an earlier one), as one JSON file and one table
+        rows, order = {}, []
+        for fn in args.merge:
+            with open(fn) as f:
+                for r in json.load(f)["rows"]:
+                    if r["row"] not in rows:
+                        order.append(r["row"])
+                    rows[r["row"]] = r
+        merged = [rows[x] for x in order]
+        with open(args.json, "w") as f:
+            json.dump({"merged": args.merge, "rows": merged}, f, indent=1)
+        with open(args.markdown, "w") as f:
+            f.write(markdown(merged))
+        return 0
     if args.list:
         for r in rows_all():
             print("%-26s %-8s %s" % (r.name, r.group, r.what))
