@@ -593,6 +593,44 @@ def router_netconfd_restart(ctx):
         os.kill(apid, signal.SIGCONT)
 
 
+def router_netconfd_down(ctx):
+    """Router B's netconfd stopped before the rotation (sshd still answers,
+    the NETCONF subsystem cannot reach its server) and for 8 s: the stage
+    must fail and the channel must not move; then netconfd is started again
+    with router B's configuration put back (agent B paused for the push)."""
+    lab = ctx.lab
+    os.makedirs(os.path.join(lab, "check"), exist_ok=True)
+    c0 = counters(lab)
+    d = os.path.join(lab, "router-" + SLAVE)
+    srv = os.path.join(REPO, "tests", "fixtures", "netconf", "server.sh")
+    m = nc(SLAVE, lab)
+    saved = routers.read_router(m)["cas"]
+    m.close_session()
+    k0 = agents.settled(lab, CH)[0]
+    rc, out = sh(["sh", srv, "stop-netconfd", d], 60)
+    ctx.checks.append((rc == 0, "router B's netconfd stopped", out))
+    try:
+        rotate(lab)
+        wait_failed(lab, c0[1], 8)
+        time.sleep(1)
+        k1 = agents.settled(lab, CH)[0]
+        ctx.checks.append((k1 == k0, "with router B's NETCONF server down the channel did not move to a new key "
+                           "(%s)" % k1, agents.raw_status(lab)))
+    finally:
+        apid = int(agents.lab_env(lab)["AGENT_PID_" + SLAVE])
+        os.kill(apid, signal.SIGSTOP)
+        try:
+            rc, out = sh(["sh", srv, "start-netconfd", d], 60)
+            ctx.checks.append((rc == 0, "router B's netconfd started again", out))
+            for ca, ifc in (("CA-QKD-7", "et-0/0/1"), ("CA-QKD-8", "et-0/0/2")):
+                c = saved.get(ca)
+                if c and rc == 0:
+                    r2, out = push_ca(lab, SLAVE, ca, c["cipher-suite"], c["ckn"], c["cak"], ifc)
+                    ctx.checks.append((r2 == 0, "router B's %s configuration put back" % ca, out))
+        finally:
+            os.kill(apid, signal.SIGCONT)
+
+
 def router_hostkey(ctx):
     """Router B's sshd gets a new host key (restarted): the agent must refuse
     to talk to it (host key mismatch) and not proceed; the old key is then
@@ -902,6 +940,10 @@ def rows_all():
         Row("router-netconfd-restart", "router", router_netconfd_restart,
             "router B's netconfd killed during agent B's stage, started 2 s later",
             r"router|netconf|connect|session|closed"),
+        Row("router-netconfd-down", "router", router_netconfd_down,
+            "router B's NETCONF server down (sshd up) for a whole rotation",
+            r"router (stage|confirm)[^\n]*(netconf|connect|subsystem|closed|refused|session)",
+            todo="F1: a router job that cannot connect is reported as success"),
         Row("router-hostkey-changed", "router", router_hostkey,
             "router B's SSH host key changed", r"host.?key",
             todo="F1: a router job that cannot connect is reported as success: the slave 'stages' and "
