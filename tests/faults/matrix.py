@@ -1034,7 +1034,8 @@ def outside(args):
     try:
         rc, out = sh(["sh", LAB_SH, "up", lab], 120)
         up = rc == 0
-        if not TAP.line(up, "fault-matrix lab up: %s" % out.strip().splitlines()[-1] if out.strip() else "", out):
+        last = out.strip().splitlines()[-1] if out.strip() else "(no output)"
+        if not TAP.line(up, "fault-matrix lab up: %s" % last, out):
             return 1
         rc, out = sh(["sh", LAB_SH, "start", lab], 60)
         if not TAP.line(rc == 0, "fault-matrix lab: agents started", out):
