@@ -54,6 +54,7 @@ include proto88b7/module.mk
 -include kme/module.mk
 -include netconf/module.mk
 include $(wildcard agent/*.mk)
+-include tests/impair/module.mk
 -include tests/faults/module.mk
 
 all: $(BINS) $(TOOLS)

@@ -1428,16 +1428,12 @@ int config_check_files(const struct agent_config *cfg, char *err, size_t errlen)
 /*
  * Options the configuration language has but this qkdlinkd does not execute
  * yet: refused by name rather than silently ignored, so an operator never
- * believes a router is provisioned or in hitless mode when it is not.
+ * believes a router is in hitless mode when it is not.
  */
 static int check_implemented(struct ctx *c, const struct agent_config *cfg)
 {
 	for (size_t i = 0; i < cfg->nchannels; i++) {
 		const struct config_channel *ch = &cfg->channels[i];
-		if (ch->provisioning)
-			return push(c, "channels[%zu].provisioning", i),
-			       fail(c, "not implemented by this qkdlinkd yet; set it to false and "
-			               "create the CA and its interface binding on the router");
 		if (ch->key_chain.enabled)
 			return push(c, "channels[%zu].key_chain", i),
 			       fail(c,

@@ -13,9 +13,8 @@
  *     right kind; private keys, password and secret files are 0600 or
  *     stricter; secrets are read with the project's rules (proto88b7/secret.h)
  *     and wiped at once.
- * config_load() does both on a file, and refuses the options this qkdlinkd
- * does not execute yet (channels[].provisioning, channels[].key_chain) by
- * name. Every error is one line:
+ * config_load() does both on a file, and refuses the option this qkdlinkd
+ * does not execute yet (channels[].key_chain) by name. Every error is one line:
  *     FILE: FIELD.PATH: what is wrong
  * (or FILE:LINE:COLUMN: ... for JSON syntax), never holding secret contents.
  * The struct owns all its memory: config_free() releases it.

@@ -152,9 +152,11 @@ static json_t *channel_json(const struct control_channel *c)
 	put(o, "peers", peers, &bad);
 	put(o, "rotations_completed", json_integer((json_int_t)st->rotations_ok), &bad);
 	put(o, "rotations_failed", json_integer((json_int_t)st->rotations_failed), &bad);
+	put(o, "rotations_deferred", json_integer((json_int_t)st->rotations_deferred), &bad);
 	put(o, "rotations_skipped", json_integer((json_int_t)st->skipped), &bad);
 	put(o, "agent_busy_us", json_integer((json_int_t)c->busy_us), &bad);
 	put(o, "agent_persist_us", json_integer((json_int_t)c->persist_us), &bad);
+	put(o, "state_error", c->state_error ? json_string(c->state_error) : json_null(), &bad);
 	if (bad) {
 		json_decref(o);
 		return NULL;
@@ -269,9 +271,13 @@ int control_status_print(const json_t *status, FILE *out)
 			        jint(lr, "rotation"), jstr(lr, "result", "?"),
 			        jint(lr, "duration_ms"), jint(lr, "skew_ms"),
 			        jint(lr, "confirm_skew_ms"), jint(lr, "diverged_ms"));
-		fprintf(out, "  rotations: %lld completed, %lld failed, %lld skipped\n",
+		fprintf(out,
+		        "  rotations: %lld completed, %lld failed, %lld deferred, %lld skipped\n",
 		        jint(c, "rotations_completed"), jint(c, "rotations_failed"),
-		        jint(c, "rotations_skipped"));
+		        jint(c, "rotations_deferred"), jint(c, "rotations_skipped"));
+		if (json_is_string(json_object_get(c, "state_error")))
+			fprintf(out, "  STATE NOT SAVED: %s (rotations refused until it is)\n",
+			        jstr(c, "state_error", "?"));
 		size_t j;
 		const json_t *p;
 		json_array_foreach(json_object_get(c, "peers"), j, p)

@@ -13,7 +13,8 @@
  * "resync","current_key_id","current_rotation","pending_rotation",
  * "pending_key_id","last_result","last_detail","last_rotation":{...}|null,
  * "peers":[{"sae_id","alive","last_heard_s"}],"rotations_completed",
- * "rotations_failed","rotations_skipped"}], "frames":{"accepted",
+ * "rotations_failed","rotations_deferred","rotations_skipped","agent_busy_us",
+ * "agent_persist_us","state_error"}], "frames":{"accepted",
  * "dropped":{reason:count}}, "kme":{"cert_days_left","ca_days_left",
  * "warn_days","warning"}}. Never key material: key_IDs only.
  */
@@ -53,6 +54,7 @@ struct control_channel {
 	struct rot_metrics metrics; /* the last finished rotation (master) */
 	uint64_t busy_us;           /* the agent's own time on this channel, cumulative */
 	uint64_t persist_us;        /* of which saving its state (fsync) */
+	const char *state_error;    /* the last state write failed: why; NULL if fine */
 };
 
 struct control_status {

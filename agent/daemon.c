@@ -94,6 +94,10 @@ struct channel {
 	unsigned kme_out, router_out; /* requests out; router_out counts waiting ones */
 	unsigned waiting;             /* stages waiting for the router */
 	bool final_cancel;
+	/* a state write failed: the actions after it in the same batch that
+	 * depend on it are not carried out (protocol.md 10.3) */
+	bool unsaved;
+	char state_err[160]; /* the last failed write, until one succeeds */
 };
 
 struct ctl_client {
@@ -380,10 +384,12 @@ static void chan_kme(struct channel *c, const struct rot_action *a)
 	c->kme_out++;
 	LIST_LINK(d->kreqs, r);
 	int rc;
-	if (d->stopping || !d->kme) {
+	if (d->stopping || !d->kme || c->unsaved) {
 		r->err.code = KME_E_ARG;
 		copy_str(r->err.text, sizeof r->err.text,
-		         d->stopping ? "shutting down" : "no KME client");
+		         d->stopping  ? "shutting down"
+		         : c->unsaved ? "state not saved"
+		                      : "no KME client");
 		rc = -1;
 	} else if (r->dec) {
 		copy_str(r->key_id, sizeof r->key_id, a->key_id);
@@ -435,6 +441,14 @@ struct rjob {
 	char ckn[KD_CKN_LEN + 1];
 	char cak[KD_CAK_HEX_MAX + 1];
 	char persist[ROT_PERSIST_ID_MAX];
+	/* provisioning (docs/configuration.md): the channel's interfaces */
+	bool check;     /* the check at start: read only, not answered to the machine */
+	bool provision; /* a stage that also creates a missing CA and bindings */
+	char (*ifs)[CONFIG_ROUTER_IF_MAX + 1];
+	size_t nifs;
+	bool lacks;     /* check: the router lacks the CA or an interface binding */
+	bool ran;       /* rjob_run was called (no connection: it never is) */
+	char note[256]; /* what the survey found (logged at info) */
 	/* out */
 	enum rot_router_status result;
 	char detail[QKD_DETAIL_MAX + 1];
@@ -451,6 +465,47 @@ static int read_back(struct nc_session *s, struct rjob *j, struct nc_error *e)
 	return st.found && strcasecmp(st.ckn, j->ckn) == 0 ? 1 : 0;
 }
 
+/* Provisioning: which of the channel's interfaces are bound to no CA (into
+ * bind, when given), with a note on the CA and on interfaces bound to another
+ * CA (never changed: provisioning touches nothing else). 1 if the router
+ * lacks the CA or a binding, 0 if not, -1 if the router could not be read. */
+static int prov_survey(struct nc_session *s, struct rjob *j, const char **bind, size_t *nbind,
+                       struct nc_error *e)
+{
+	bool lacks = false;
+	size_t o = strlen(j->note);
+	if (nbind)
+		*nbind = 0;
+	for (size_t i = 0; i < j->nifs; i++) {
+		struct nc_macsec_state st;
+		memset(&st, 0, sizeof st);
+		if (nc_read_ca(s, "running", j->ca, j->ifs[i], j->ns, &st, e) != NC_OK)
+			return -1;
+		if (i == 0 && !st.found) {
+			lacks = true;
+			o += (size_t)snprintf(j->note + o,
+			                      o < sizeof j->note ? sizeof j->note - o : 0,
+			                      "CA %s missing", j->ca);
+		}
+		if (o >= sizeof j->note)
+			o = sizeof j->note - 1;
+		if (st.bound_ca[0] == '\0') {
+			lacks = true;
+			if (bind && nbind)
+				bind[(*nbind)++] = j->ifs[i];
+			o += (size_t)snprintf(j->note + o, sizeof j->note - o,
+			                      "%sinterface %s unbound", o ? "; " : "", j->ifs[i]);
+		} else if (strcmp(st.bound_ca, j->ca) != 0) {
+			o += (size_t)snprintf(j->note + o, sizeof j->note - o,
+			                      "%sinterface %s bound to CA %s: left alone",
+			                      o ? "; " : "", j->ifs[i], st.bound_ca);
+		}
+		if (o >= sizeof j->note)
+			o = sizeof j->note - 1;
+	}
+	return lacks ? 1 : 0;
+}
+
 static enum nc_err rjob_run(struct nc_session **sp, void *arg, struct nc_error *e)
 {
 	struct rjob *j = arg;
@@ -458,16 +513,38 @@ static enum nc_err rjob_run(struct nc_session **sp, void *arg, struct nc_error *
 	char buf[512];
 	enum nc_err rc = NC_OK;
 
+	j->ran = true;
 	j->result = ROT_ROUTER_FAILED;
 	if (!s) {
 		kd_wipe(j->cak, sizeof j->cak);
 		copy_str(j->detail, sizeof j->detail, "no router session");
 		return NC_E_CONNECT;
 	}
+	if (j->check) {
+		int r = prov_survey(s, j, NULL, NULL, e);
+		j->lacks = r == 1;
+		return r < 0 ? e->code : NC_OK;
+	}
 	switch (j->op) {
 	case ROT_OP_STAGE: {
 		struct nc_macsec_ca ca = {
 		    .name = j->ca, .cipher_suite = j->suite, .ckn = j->ckn, .cak = j->cak};
+		const char *bind[CONFIG_IFACES_MAX];
+		size_t nbind = 0;
+		if (j->provision) {
+			/* in the same confirmed commit as the key, so that a rollback
+			 * undoes the provisioning too */
+			if (prov_survey(s, j, bind, &nbind, e) < 0) {
+				kd_wipe(j->cak, sizeof j->cak);
+				rc = e->code;
+				break;
+			}
+			if (nbind > 0) {
+				ca.ifname = bind[0];
+				ca.more_ifnames = bind + 1;
+				ca.nmore_ifnames = nbind - 1;
+			}
+		}
 		struct nc_push_opts o = {
 		    .ns = j->ns, .confirm_timeout_s = j->confirm_timeout, .persist = j->persist};
 		rc = nc_push_ca(s, &ca, &o, e);
@@ -521,6 +598,36 @@ static const char *op_name(enum rot_router_op op)
 
 static void check_quiet(struct qkdlinkd *d);
 static void router_release(struct qkdlinkd *d);
+static void rjob_free(struct rjob *j);
+
+/* The provisioning check's answer (at start): a router that lacks the CA or
+ * a binding holds no key the agent knows, so the machine forgets its key and
+ * the next (fresh) rotation creates what is missing. */
+static void prov_checked(struct qkdlinkd *d, struct channel *c, const struct rjob *j,
+                         enum nc_err rc)
+{
+	if (!c || d->stopping)
+		return;
+	if (rc != NC_OK) {
+		log_warnx(d->log,
+		          "channel %u: provisioning check: router not read (%s); the stages "
+		          "create what is missing",
+		          (unsigned)c->id, j->text[0] ? j->text : nc_strerror(rc));
+		return;
+	}
+	if (!j->lacks) {
+		log_info(d->log,
+		         "channel %u: provisioning check: CA %s and its bindings present%s%s",
+		         (unsigned)c->id, j->ca, j->note[0] ? "; " : "", j->note);
+		return;
+	}
+	log_warnx(d->log, "channel %u: provisioning check: router lacks part of CA %s: %s",
+	          (unsigned)c->id, j->ca, j->note);
+	char why[QKD_DETAIL_MAX + 1];
+	snprintf(why, sizeof why, "router lacks CA %s or a binding", j->ca);
+	struct rot_event ev = {.type = ROT_EV_NO_KEY, .now_ms = now_ms(), .detail = why};
+	chan_handle(c, &ev);
+}
 
 static void nc_result_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -535,6 +642,13 @@ static void nc_result_cb(evutil_socket_t fd, short what, void *arg)
 		LIST_UNLINK(d->rjobs, j);
 		d->jobs_out--;
 		kd_wipe(j->cak, sizeof j->cak);
+		if (!j->ran) {
+			/* no session (connect, host key, authentication failed): nothing
+			 * was sent, so a stage changed nothing; a confirm or cancel
+			 * leaves the router as it was, unknown to us */
+			j->result =
+			    j->op == ROT_OP_STAGE ? ROT_ROUTER_ROLLED_BACK : ROT_ROUTER_FAILED;
+		}
 		if (res.rc != NC_OK) {
 			char buf[512];
 			if (!j->text[0])
@@ -544,6 +658,14 @@ static void nc_result_cb(evutil_socket_t fd, short what, void *arg)
 				copy_str(j->detail, sizeof j->detail, nc_strerror(res.rc));
 		}
 		struct channel *c = chan_find(d, j->chan, j->gen);
+		if (j->check) {
+			prov_checked(d, c, j, res.rc);
+			rjob_free(j);
+			continue;
+		}
+		if (j->provision && j->note[0] && j->result == ROT_ROUTER_OK)
+			log_info(d->log, "channel %u: rotation %u: provisioning in this stage: %s",
+			         (unsigned)j->chan, (unsigned)j->rotation, j->note);
 		if (j->text[0])
 			log_warnx(d->log, "channel %u: rotation %u: router %s: %s",
 			          (unsigned)j->chan, (unsigned)j->rotation, op_name(j->op),
@@ -567,7 +689,7 @@ static void nc_result_cb(evutil_socket_t fd, short what, void *arg)
 				chan_handle(c, &ev);
 			}
 		}
-		free(j);
+		rjob_free(j);
 	}
 	router_release(d);
 	if (d->stopping)
@@ -621,7 +743,20 @@ static void rjob_free(struct rjob *j)
 	if (j->wait_ev)
 		event_free(j->wait_ev);
 	kd_wipe(j->cak, sizeof j->cak);
+	free(j->ifs);
 	free(j);
+}
+
+/* Copies the channel's interfaces into a provisioning job. 0 or -1. */
+static int rjob_ifs(struct rjob *j, const struct config_channel *cc)
+{
+	j->ifs = calloc(cc->ninterfaces ? cc->ninterfaces : 1, sizeof *j->ifs);
+	if (!j->ifs)
+		return -1;
+	for (size_t i = 0; i < cc->ninterfaces && i < CONFIG_IFACES_MAX; i++)
+		copy_str(j->ifs[i], sizeof j->ifs[i], cc->interfaces[i]);
+	j->nifs = cc->ninterfaces < CONFIG_IFACES_MAX ? cc->ninterfaces : CONFIG_IFACES_MAX;
+	return 0;
 }
 
 static void stage_wait_cb(evutil_socket_t fd, short what, void *arg)
@@ -639,7 +774,7 @@ static void stage_wait_cb(evutil_socket_t fd, short what, void *arg)
 	                       .now_ms = now_ms(),
 	                       .rotation = j->rotation,
 	                       .op = ROT_OP_STAGE,
-	                       .router = ROT_ROUTER_ROLLED_BACK,
+	                       .router = ROT_ROUTER_BUSY,
 	                       .detail = why};
 	rjob_free(j);
 	if (c) {
@@ -757,6 +892,11 @@ static void chan_router(struct channel *c, const struct rot_action *a, bool fina
 	copy_str(j->persist, sizeof j->persist, a->persist_id);
 
 	const char *fail = NULL;
+	if (j->op == ROT_OP_STAGE && c->cc->provisioning) {
+		j->provision = true;
+		if (rjob_ifs(j, c->cc) != 0)
+			fail = "out of memory";
+	}
 	if (j->op == ROT_OP_STAGE) {
 		char err[128];
 		if (d->stopping)
@@ -772,9 +912,12 @@ static void chan_router(struct channel *c, const struct rot_action *a, bool fina
 		/* the decision is persisted ("confirming"): the next start confirms */
 		fail = "shutting down";
 	}
+	if (!fail && c->unsaved && j->op != ROT_OP_CANCEL)
+		fail = "state not saved"; /* a cancel is always safe */
 	if (!fail && !d->nc)
 		fail = "no router worker";
 	uint32_t holder = 0;
+	bool busy = false;
 	if (!fail && j->op == ROT_OP_STAGE && (holder = router_holder(d, c->id)) != 0) {
 		/* the lower channel waits, the higher gives way: two agents whose
 		 * channels cross (opposite roles) cannot wait for each other */
@@ -783,6 +926,7 @@ static void chan_router(struct channel *c, const struct rot_action *a, bool fina
 			snprintf(why, sizeof why, "router busy: channel %u is rotating",
 			         (unsigned)holder);
 			fail = why;
+			busy = true;
 		} else if (stage_wait(c, j, holder) == 0) {
 			return;
 		} else {
@@ -803,9 +947,10 @@ static void chan_router(struct channel *c, const struct rot_action *a, bool fina
 	copy_str(failbuf, sizeof failbuf, fail);
 	fail = failbuf;
 	kd_wipe(j->cak, sizeof j->cak);
-	free(j);
-	log_warnx(d->log, "channel %u %s: rotation %u: router %s not run: %s", (unsigned)c->id,
-	          role_word(c), (unsigned)a->rotation, op_name(op), fail);
+	rjob_free(j);
+	log_msg(d->log, busy ? LOG_INFO : LOG_WARNING,
+	        "channel %u %s: rotation %u: router %s not run: %s", (unsigned)c->id, role_word(c),
+	        (unsigned)a->rotation, op_name(op), fail);
 	if (d->stopping || final)
 		return;
 	/* the machine expects one answer per request: give it on the next turn of
@@ -821,7 +966,9 @@ static void chan_router(struct channel *c, const struct rot_action *a, bool fina
 	df->gen = c->gen;
 	df->rotation = a->rotation;
 	df->op = op;
-	df->router = op == ROT_OP_STAGE ? ROT_ROUTER_ROLLED_BACK : ROT_ROUTER_FAILED;
+	df->router = op != ROT_OP_STAGE ? ROT_ROUTER_FAILED
+	             : busy             ? ROT_ROUTER_BUSY
+	                                : ROT_ROUTER_ROLLED_BACK;
 	copy_str(df->detail, sizeof df->detail, fail);
 	LIST_LINK(d->rdefers, df);
 	if (event_base_once(d->base, -1, EV_TIMEOUT, router_deferred_cb, df, &zero) != 0) {
@@ -853,8 +1000,16 @@ static void chan_persist(struct channel *c, const struct chan_state *st)
 		sm->seq = mk->seq;
 	}
 	int64_t t0 = now_us();
-	if (state_save(c->state_path, &s, err, sizeof err) != STATE_OK)
-		log_msg(d->log, LOG_ERR, "channel %u: state not saved: %s", (unsigned)c->id, err);
+	if (state_save(c->state_path, &s, err, sizeof err) != STATE_OK) {
+		log_msg(d->log, LOG_ERR,
+		        "channel %u: state not saved: %s; what depends on it is not done",
+		        (unsigned)c->id, err);
+		c->unsaved = true;
+		copy_str(c->state_err, sizeof c->state_err, err);
+	} else if (c->state_err[0]) {
+		log_info(d->log, "channel %u: state saved again", (unsigned)c->id);
+		c->state_err[0] = '\0';
+	}
 	int64_t t1 = now_us();
 	if (t1 > t0)
 		c->persist_us += (uint64_t)(t1 - t0);
@@ -881,11 +1036,15 @@ static void chan_arm(struct channel *c)
 static void chan_exec(struct channel *c, const struct rot_actions *out)
 {
 	struct qkdlinkd *d = c->d;
+	c->unsaved = false;
 	for (size_t i = 0; i < out->n; i++) {
 		const struct rot_action *a = &out->a[i];
 		switch (a->type) {
 		case ROT_ACT_SEND:
-			chan_send(c, a);
+			/* a frame that tells what was not saved is not sent: the
+			 * peers retransmit, and are answered once it is saved */
+			if (!c->unsaved)
+				chan_send(c, a);
 			break;
 		case ROT_ACT_KME_ENC:
 		case ROT_ACT_KME_DEC:
@@ -1019,6 +1178,7 @@ static struct channel *chan_new(struct qkdlinkd *d, const struct config_channel 
 	rc->key_bits = (unsigned)c->cak_bytes * 8;
 	rc->hello_s = (uint16_t)d->cfg.hello_interval;
 	rc->interval_s = cc->rotation_interval;
+	rc->fresh_if_no_key = cc->provisioning || cc->rotation_interval > 0;
 	rc->confirm_timeout_s = d->cfg.router.confirm_timeout;
 	/* a short T_c needs a shorter deadline D and retransmission cap, so that
 	 * the decision still lands before the routers roll back (protocol.md 10.2) */
@@ -1058,6 +1218,37 @@ fail:
 	return NULL;
 }
 
+/* Provisioning on: reads the CA and its bindings (prov_checked() answers). */
+static void prov_check_submit(struct channel *c)
+{
+	struct qkdlinkd *d = c->d;
+	struct nc_error e;
+	uint64_t id;
+	struct rjob *j = calloc(1, sizeof *j);
+	if (!j || rjob_ifs(j, c->cc) != 0) {
+		free(j);
+		log_msg(d->log, LOG_ERR, "channel %u: out of memory for the provisioning check",
+		        (unsigned)c->id);
+		return;
+	}
+	j->d = d;
+	j->chan = c->id;
+	j->gen = c->gen;
+	j->check = true;
+	j->ns = d->cfg.router.ns == CONFIG_NS_JUNOS ? NC_CFG_NS_NONE : NC_CFG_NS_YANG;
+	copy_str(j->ca, sizeof j->ca, c->cc->ca_name);
+	nc_error_clear(&e);
+	LIST_LINK(d->rjobs, j);
+	if (nc_worker_submit(d->nc, rjob_run, j, &id, &e) != NC_OK) {
+		LIST_UNLINK(d->rjobs, j);
+		rjob_free(j);
+		log_warnx(d->log, "channel %u: provisioning check not run: router queue full",
+		          (unsigned)c->id);
+		return;
+	}
+	d->jobs_out++; /* read only: never holds the router's confirmed-commit slot */
+}
+
 /* Loads the state, restores the replay marks, starts the machine. */
 static void chan_start(struct channel *c)
 {
@@ -1065,6 +1256,7 @@ static void chan_start(struct channel *c)
 	struct chan_state st;
 	char err[512];
 	const struct chan_state *use = NULL;
+	bool lost = false; /* a state file was there and could not be used */
 
 	enum state_err se = state_load(c->state_path, &st, err, sizeof err);
 	switch (se) {
@@ -1077,6 +1269,7 @@ static void chan_start(struct channel *c)
 		break;
 	case STATE_E_CORRUPT: {
 		char qerr[512];
+		lost = true;
 		log_msg(d->log, LOG_ERR, "channel %u: state refused: %s; starting empty",
 		        (unsigned)c->id, err);
 		if (state_quarantine(c->state_path, qerr, sizeof qerr) != 0)
@@ -1084,6 +1277,7 @@ static void chan_start(struct channel *c)
 		break;
 	}
 	default:
+		lost = true;
 		log_msg(d->log, LOG_ERR, "channel %u: state unreadable: %s; starting empty",
 		        (unsigned)c->id, err);
 		break;
@@ -1105,6 +1299,7 @@ static void chan_start(struct channel *c)
 	}
 	if (rot_start(&c->m, use, now_ms(), out, err, sizeof err) != 0) {
 		char qerr[512];
+		lost = true;
 		log_msg(d->log, LOG_ERR, "channel %u: state refused: %s; starting empty",
 		        (unsigned)c->id, err);
 		if (state_quarantine(c->state_path, qerr, sizeof qerr) != 0)
@@ -1118,7 +1313,17 @@ static void chan_start(struct channel *c)
 	         c->m.st.current_key_id[0] ? c->m.st.current_key_id : "(none)");
 	chan_exec(c, out);
 	free(out);
+	if (lost) {
+		/* recover from the router and the peers: no key is known, so the
+		 * master rotates afresh as soon as every peer is heard */
+		struct rot_event ev = {.type = ROT_EV_NO_KEY,
+		                       .now_ms = now_ms(),
+		                       .detail = "state file lost (kept aside)"};
+		chan_handle(c, &ev);
+	}
 	chan_arm(c);
+	if (c->cc->provisioning && d->nc)
+		prov_check_submit(c);
 }
 
 /* ---- frames ---- */
@@ -1251,6 +1456,7 @@ static json_t *status_json(struct qkdlinkd *d)
 		v[i].metrics = c->metrics;
 		v[i].busy_us = c->busy_us;
 		v[i].persist_us = c->persist_us;
+		v[i].state_error = c->state_err[0] ? c->state_err : NULL;
 	}
 	struct control_status s = {.sae_id = d->cfg.sae_id,
 	                           .channels = v,
@@ -2019,7 +2225,7 @@ void qkdlinkd_free(struct qkdlinkd *d)
 		struct rjob *j = d->rjobs;
 		LIST_UNLINK(d->rjobs, j);
 		kd_wipe(j->cak, sizeof j->cak);
-		free(j);
+		rjob_free(j);
 	}
 	if (d->nc_ev)
 		event_free(d->nc_ev);

@@ -298,10 +298,25 @@ static void m_finish_abort(struct rot_machine *m, struct rot_actions *out, bool 
 {
 	m->state = ROT_IDLE;
 	clear_pending(m);
+	bool deferred = m->st.last_result == QKD_RES_ROUTER_BUSY;
+	if (deferred)
+		m->st.rotations_deferred++;
+	else
+		m->st.rotations_failed++;
 	persist(m, out);
 	send_hello(m, out);
 	m_metrics(m, out, false, m->st.last_result);
-	m->rotations_failed++;
+	if (deferred) {
+		/* a router serves another channel's rotation (one confirmed commit
+		 * per router): not a failure, so no backoff; retry soon */
+		m->rotate_due = m->now + m->cfg.retry_ms;
+		logf_(m, out, ROT_LOG_INFO,
+		      "rotation %u deferred (%s); old key %s kept, retry in %u ms",
+		      (unsigned)m->rot, m->st.last_detail,
+		      m->st.current_key_id[0] ? m->st.current_key_id : "(none)",
+		      (unsigned)m->cfg.retry_ms);
+		return;
+	}
 	logf_(m, out, ROT_LOG_WARN,
 	      "rotation %u failed (%s: %s); old key %s kept, retry in %lld ms", (unsigned)m->rot,
 	      qkd_result_name(m->st.last_result), m->st.last_detail,
@@ -390,7 +405,8 @@ static bool m_start(struct rot_machine *m, struct rot_actions *out, const char *
 	}
 	m->rotate_due = m->cfg.interval_s ? m->now + (int64_t)m->cfg.interval_s * 1000 : NEVER;
 	logf_(m, out, ROT_LOG_INFO, "rotation %u start (%s)", (unsigned)m->rot, why);
-	persist(m, out);
+	/* not written: nobody has seen R yet (the ANNOUNCE follows the write of
+	 * "staging"), so a restart that forgets it loses one KME key, nothing more */
 	struct rot_action *a = push(out, ROT_ACT_KME_ENC, m->rot);
 	if (a != NULL)
 		a->key_bits = m->cfg.key_bits;
@@ -423,8 +439,10 @@ static void m_finish_commit(struct rot_machine *m, struct rot_actions *out, bool
 	m->state = ROT_IDLE;
 	send_hello(m, out);
 	if (ok) {
-		m->rotations_ok++;
+		m->st.rotations_ok++;
+		m->want_key = false;
 		m->fail_delay = m->cfg.retry_ms;
+		persist(m, out); /* after the decision HELLO: off the critical path */
 		m_metrics(m, out, true, QKD_RES_OK);
 		const struct rot_metrics *x = &out->a[out->n - 1].metrics;
 		logf_(
@@ -435,7 +453,7 @@ static void m_finish_commit(struct rot_machine *m, struct rot_actions *out, bool
 		    (long long)x->skew_ms, (long long)x->confirm_skew_ms,
 		    (long long)x->diverged_ms);
 	} else {
-		m->rotations_failed++;
+		m->st.rotations_failed++;
 		set_last(m, m->rot, QKD_RES_COMMIT_FAILED, why);
 		persist(m, out);
 		m_metrics(m, out, false, QKD_RES_COMMIT_FAILED);
@@ -479,8 +497,8 @@ static void m_on_ack(struct rot_machine *m, struct rot_actions *out, struct rot_
 	default:
 		snprintf(why, sizeof why, "%s answered %s%s%s", p->sae, qkd_result_name(k->result),
 		         detail[0] ? ": " : "", detail);
-		m_abort(m, out,
-		        k->result <= QKD_RES_INTERNAL ? k->result : (uint8_t)QKD_RES_INTERNAL, why);
+		m_abort(m, out, k->result <= QKD_RES_MAX ? k->result : (uint8_t)QKD_RES_INTERNAL,
+		        why);
 		return;
 	}
 }
@@ -494,6 +512,17 @@ static void m_check_common(struct rot_machine *m, struct rot_actions *out)
 		const struct rot_peer *p = &m->peers[i];
 		if (!peer_alive(m, p) || p->state != QKD_STATE_IDLE)
 			return;
+	}
+	if (m->st.current_key_id[0] == '\0' && (m->cfg.fresh_if_no_key || m->want_key)) {
+		/* nobody may know a key (first start, lost state, a router that
+		 * lacked the CA): equal empty digests are not a common key */
+		if (m->rotate_due > m->now) {
+			logf_(m, out, ROT_LOG_WARN,
+			      "no key known on this channel (first start or lost state): fresh "
+			      "rotation");
+			m->rotate_due = m->now;
+		}
+		return;
 	}
 	for (size_t i = 0; i < m->npeers; i++) {
 		const struct rot_peer *p = &m->peers[i];
@@ -601,13 +630,26 @@ static void m_on_router(struct rot_machine *m, struct rot_actions *out, const st
 				router_op(m, out, ROT_ACT_ROUTER_CANCEL);
 				return;
 			}
+			/* not written: after a restart staged and staging are
+			 * resolved alike (cancel), protocol.md 10.3 */
 			m->st.phase = STATE_PHASE_STAGED;
-			persist(m, out);
 			m_decide_if_ready(m, out);
 			return;
 		}
 		if (m->state == ROT_M_ABORTING) {
 			m_finish_abort(m, out, false);
+			return;
+		}
+		if (ev->router == ROT_ROUTER_BUSY) {
+			snprintf(why, sizeof why, "own router busy: %s", d);
+			m_abort(m, out, QKD_RES_ROUTER_BUSY, why);
+			return;
+		}
+		if (ev->router == ROT_ROUTER_FAILED) {
+			/* the stage may have landed: the abort cancels it */
+			m->own_staged = true;
+			snprintf(why, sizeof why, "own stage outcome unknown: %s", d);
+			m_abort(m, out, QKD_RES_COMMIT_FAILED, why);
 			return;
 		}
 		snprintf(why, sizeof why, "own router refused the stage: %s", d);
@@ -638,7 +680,8 @@ static void m_on_router(struct rot_machine *m, struct rot_actions *out, const st
 			m->t_rto = m->now + m->rto;
 			m->giveup =
 			    (m->own_staged_ms ? m->own_staged_ms : m->now) + commit_window(m);
-			persist(m, out);
+			/* not written yet: a restart in "confirming" confirms again and
+			 * reads R back; the write comes when the rotation ends */
 			logf_(m, out, ROT_LOG_INFO,
 			      "rotation %u key_ID %s: confirmed on own router, telling slaves",
 			      (unsigned)m->rot, m->key_id);
@@ -663,6 +706,26 @@ static void m_on_router(struct rot_machine *m, struct rot_actions *out, const st
 	}
 	logf_(m, out, ROT_LOG_DEBUG, "router result op %d for rotation %u ignored in %s",
 	      (int)ev->op, (unsigned)ev->rotation, rot_state_name(m->state));
+}
+
+/* The router holds no key we know of (protocol.md 10.6): forget ours. */
+static void on_no_key(struct rot_machine *m, struct rot_actions *out, const char *why)
+{
+	if (m->state != ROT_IDLE) {
+		logf_(m, out, ROT_LOG_INFO, "%s: the rotation in progress rewrites it", why);
+		return;
+	}
+	logf_(m, out, ROT_LOG_WARN, "%s: key_ID %s no longer trusted, a fresh rotation follows",
+	      why, m->st.current_key_id[0] ? m->st.current_key_id : "(none)");
+	m->st.current_key_id[0] = '\0';
+	m->st.current_rotation = 0;
+	set_digest(m);
+	persist(m, out);
+	if (is_master(m)) {
+		m->want_key = true;
+		m_check_common(m, out);
+	}
+	send_hello(m, out);
 }
 
 static void m_tick(struct rot_machine *m, struct rot_actions *out)
@@ -742,7 +805,10 @@ static void s_fail(struct rot_machine *m, struct rot_actions *out, uint8_t resul
 	set_last(m, m->rot, result, detail);
 	logf_(m, out, ROT_LOG_WARN, "rotation %u key_ID %s: %s (%s)", (unsigned)m->rot, m->key_id,
 	      qkd_result_name(result), detail);
-	m->rotations_failed++;
+	if (result == QKD_RES_ROUTER_BUSY)
+		m->st.rotations_deferred++;
+	else
+		m->st.rotations_failed++;
 	s_idle(m, out); /* persists the answer before it is sent */
 	send_ack(m, out, m->rot, result, detail);
 }
@@ -753,7 +819,8 @@ static void s_confirm(struct rot_machine *m, struct rot_actions *out)
 	m->state = ROT_S_CONFIRMING;
 	m->router_backoff = m->cfg.rto_ms;
 	m->t_router_retry = NEVER;
-	persist(m, out);
+	/* not written: the decision is the master's (it wrote it); a restart in
+	 * "staged" waits for the master's HELLO and confirms again */
 	logf_(m, out, ROT_LOG_INFO, "rotation %u key_ID %s: master decided, confirming",
 	      (unsigned)m->rot, m->key_id);
 	router_op(m, out, ROT_ACT_ROUTER_CONFIRM);
@@ -876,9 +943,9 @@ static void s_on_kme(struct rot_machine *m, struct rot_actions *out, const struc
 			s_fail(m, out, QKD_RES_INTERNAL, "KME returned another key_ID");
 			return;
 		}
+		/* not written: a restart in "fetching" also cancels the stage */
 		m->st.phase = STATE_PHASE_STAGING;
 		m->state = ROT_S_STAGING;
-		persist(m, out);
 		router_op(m, out, ROT_ACT_ROUTER_STAGE);
 		return;
 	case ROT_KME_NOT_FOUND:
@@ -896,9 +963,15 @@ static void s_on_kme(struct rot_machine *m, struct rot_actions *out, const struc
 		snprintf(why, sizeof why, "not found after %u attempts", m->dec_attempts);
 		s_fail(m, out, QKD_RES_KME_NOT_FOUND, why);
 		return;
-	case ROT_KME_KEY_LOST:
-		s_fail(m, out, QKD_RES_KME_ERROR, "key lost");
+	case ROT_KME_KEY_LOST: {
+		/* the cause too: a KME sending garbage is not a deleted key */
+		char text[QKD_DETAIL_MAX + 64];
+		snprintf(text, sizeof text, "key lost%s%s", ev->detail && ev->detail[0] ? ": " : "",
+		         ev->detail ? ev->detail : "");
+		copy_detail(why, text);
+		s_fail(m, out, QKD_RES_KME_ERROR, why);
 		return;
+	}
 	default:
 		copy_detail(why, ev->detail ? ev->detail : "KME error");
 		s_fail(m, out, QKD_RES_KME_ERROR, why);
@@ -915,10 +988,28 @@ static void s_on_router(struct rot_machine *m, struct rot_actions *out, const st
 	}
 	const char *d = ev->detail ? ev->detail : "";
 	if (ev->op == ROT_OP_STAGE && m->state == ROT_S_STAGING) {
+		if (ev->router == ROT_ROUTER_FAILED) {
+			/* the stage may have landed (the session broke mid-commit):
+			 * answer now, and cancel it by its persist-id */
+			char why[QKD_DETAIL_MAX + 1];
+			copy_detail(why, d[0] ? d : "router state unknown");
+			set_last(m, m->rot, QKD_RES_COMMIT_FAILED, why);
+			logf_(m, out, ROT_LOG_WARN,
+			      "rotation %u key_ID %s: stage outcome unknown (%s)", (unsigned)m->rot,
+			      m->key_id, why);
+			persist(m, out); /* phase staging: a restart cancels too */
+			send_ack(m, out, m->rot, QKD_RES_COMMIT_FAILED, why);
+			m->giveup = m->now + tc_ms(m);
+			s_cancel(m, out, "stage outcome unknown");
+			return;
+		}
 		if (ev->router != ROT_ROUTER_OK) {
 			char why[QKD_DETAIL_MAX + 1];
 			copy_detail(why, d[0] ? d : "router refused the commit");
-			s_fail(m, out, QKD_RES_COMMIT_FAILED, why);
+			s_fail(m, out,
+			       ev->router == ROT_ROUTER_BUSY ? QKD_RES_ROUTER_BUSY
+			                                     : QKD_RES_COMMIT_FAILED,
+			       why);
 			return;
 		}
 		m->st.phase = STATE_PHASE_STAGED;
@@ -948,22 +1039,31 @@ static void s_on_router(struct rot_machine *m, struct rot_actions *out, const st
 			m->st.current_rotation = m->rot;
 			set_last(m, m->rot, QKD_RES_OK, "");
 			set_digest(m);
-			m->rotations_ok++;
+			m->st.rotations_ok++;
 			logf_(m, out, ROT_LOG_INFO,
 			      "rotation %u key_ID %s: confirmed, %lld ms after the ANNOUNCE",
 			      (unsigned)m->rot, m->key_id, (long long)(m->now - m->t_start));
 		} else if (confirm) {
 			set_last(m, m->rot, QKD_RES_COMMIT_FAILED, "rolled back before confirm");
-			m->rotations_failed++;
+			m->st.rotations_failed++;
 			logf_(m, out, ROT_LOG_WARN,
 			      "rotation %u key_ID %s: router rolled back (%s); old key %s stays",
 			      (unsigned)m->rot, m->key_id, d,
 			      m->st.current_key_id[0] ? m->st.current_key_id : "(none)");
 		} else {
-			m->rotations_failed++;
+			m->st.rotations_failed++;
 			logf_(m, out, ROT_LOG_INFO, "rotation %u key_ID %s: cancelled, old key %s",
 			      (unsigned)m->rot, m->key_id,
 			      m->st.current_key_id[0] ? m->st.current_key_id : "(none)");
+		}
+		if (confirm && ev->router == ROT_ROUTER_OK) {
+			/* tell the master first, write after: a restart in between
+			 * finds "staged" and confirms again (protocol.md 10.3) */
+			m->state = ROT_IDLE;
+			clear_pending(m);
+			send_hello(m, out);
+			persist(m, out);
+			return;
 		}
 		s_idle(m, out);
 		return;
@@ -1095,8 +1195,9 @@ void rot_status(const struct rot_machine *m, int64_t now_ms, struct rot_status *
 	out->last_rotation = m->st.last_rotation;
 	out->last_result = m->st.last_result;
 	out->last_detail = m->st.last_detail;
-	out->rotations_ok = m->rotations_ok;
-	out->rotations_failed = m->rotations_failed;
+	out->rotations_ok = m->st.rotations_ok;
+	out->rotations_failed = m->st.rotations_failed;
+	out->rotations_deferred = m->st.rotations_deferred;
 	out->skipped = m->skipped;
 	out->npeers = m->npeers;
 	for (size_t i = 0; i < m->npeers; i++) {
@@ -1230,6 +1331,18 @@ int rot_start(struct rot_machine *m, const struct chan_state *st, int64_t now_ms
 		/* a key may have been delivered and died with the process */
 		set_last(m, m->rot, is_master(m) ? QKD_RES_INTERNAL : QKD_RES_KME_ERROR,
 		         "restart during fetch");
+		if (!is_master(m) && m->key_id[0] != '\0') {
+			/* the slave does not write "staging": its stage may have
+			 * landed, so cancel it (nothing to cancel is fine) */
+			m->state = ROT_S_CANCELLING;
+			persist(m, out);
+			logf_(m, out, ROT_LOG_WARN,
+			      "rotation %u key_ID %s: cancelling after restart (fetch or stage "
+			      "interrupted)",
+			      (unsigned)m->rot, m->key_id);
+			router_op(m, out, ROT_ACT_ROUTER_CANCEL);
+			break;
+		}
 		clear_pending(m);
 		persist(m, out);
 		break;
@@ -1310,6 +1423,9 @@ int rot_handle(struct rot_machine *m, const struct rot_event *ev, struct rot_act
 		}
 		m->rotate_due = m->now;
 		m_start(m, out, "operator");
+		break;
+	case ROT_EV_NO_KEY:
+		on_no_key(m, out, ev->detail ? ev->detail : "no key known on the router");
 		break;
 	default:
 		return failf(err, errlen, "unknown event type %d", (int)ev->type);

@@ -78,6 +78,9 @@ struct rot_config {
 	uint32_t dec_retries;       /* extra dec_keys after "not found"; 0: 5 */
 	uint32_t dec_retry_ms;      /* first wait; 0: 500 */
 	uint32_t retry_ms;          /* after a skipped or failed rotation; 0: 5000 */
+	bool fresh_if_no_key;       /* master: knowing no key (first start, lost state)
+	                               is a mismatch: rotate at once (provisioning, or
+	                               scheduled rotations); otherwise wait for one */
 };
 
 enum rot_state {
@@ -96,10 +99,28 @@ enum rot_state {
 	ROT_STATE_COUNT
 };
 
-enum rot_ev_type { ROT_EV_TICK = 0, ROT_EV_FRAME, ROT_EV_KME, ROT_EV_ROUTER, ROT_EV_ROTATE_NOW };
+/* NO_KEY: the daemon found that the router lacks the channel's CA or a
+ * binding, or the state file was lost: the agent knows no key on its router;
+ * the machine forgets its current key (HELLO digest zero) and the master
+ * rotates afresh as soon as the peers allow. */
+enum rot_ev_type {
+	ROT_EV_TICK = 0,
+	ROT_EV_FRAME,
+	ROT_EV_KME,
+	ROT_EV_ROUTER,
+	ROT_EV_ROTATE_NOW,
+	ROT_EV_NO_KEY
+};
 enum rot_kme_status { ROT_KME_OK = 0, ROT_KME_NOT_FOUND, ROT_KME_ERROR, ROT_KME_KEY_LOST };
 enum rot_router_op { ROT_OP_STAGE = 0, ROT_OP_CONFIRM, ROT_OP_CANCEL };
-enum rot_router_status { ROT_ROUTER_OK = 0, ROT_ROUTER_FAILED, ROT_ROUTER_ROLLED_BACK };
+/* ROUTER_BUSY (stage only): not run, the router serves another channel's
+ * rotation and nothing changed; the rotation is deferred, not failed. */
+enum rot_router_status {
+	ROT_ROUTER_OK = 0,
+	ROT_ROUTER_FAILED,
+	ROT_ROUTER_ROLLED_BACK,
+	ROT_ROUTER_BUSY
+};
 
 struct rot_event {
 	enum rot_ev_type type;
@@ -208,8 +229,9 @@ struct rot_machine {
 	bool decision_seen;
 	uint32_t decision_current, decision_pending;
 	char skip_reason[160]; /* the last skip's reason, to log a repeat quietly */
-	/* counters */
-	uint64_t rotations_ok, rotations_failed, skipped;
+	bool want_key;         /* master: NO_KEY seen, rotate even if nobody knows a key */
+	/* counters (completed, failed, deferred live in st: they survive restarts) */
+	uint64_t skipped;
 };
 
 /*
@@ -242,7 +264,7 @@ struct rot_status {
 	uint32_t current_rotation, pending_rotation, last_rotation;
 	const char *current_key_id, *pending_key_id, *last_detail;
 	uint8_t last_result;
-	uint64_t rotations_ok, rotations_failed, skipped;
+	uint64_t rotations_ok, rotations_failed, rotations_deferred, skipped;
 	size_t npeers;
 	struct {
 		const char *sae;

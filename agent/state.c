@@ -114,7 +114,7 @@ enum state_err state_check(const struct chan_state *s, char *err, size_t errlen)
 		return failf(STATE_E_ARG, err, errlen,
 		             "max_rotation %u is below a rotation ID of the state",
 		             s->max_rotation);
-	if (s->last_result > QKD_RES_INTERNAL)
+	if (s->last_result > QKD_RES_MAX)
 		return failf(STATE_E_ARG, err, errlen, "last.result %u is unknown", s->last_result);
 	if (!detail_ok(s->last_detail))
 		return failf(STATE_E_ARG, err, errlen,
@@ -165,7 +165,7 @@ static json_t *to_json(const struct chan_state *s)
 	}
 	/* "o" steals the reference to marks, also on failure */
 	return json_pack("{s:i, s:I, s:s, s:I, s:{s:I, s:s}, s:{s:I, s:s, s:s}, s:I, "
-	                 "s:{s:I, s:s, s:s}, s:o}",
+	                 "s:{s:I, s:s, s:s}, s:{s:I, s:I, s:I}, s:o}",
 	                 "version", STATE_VERSION, "channel", (json_int_t)s->channel, "role",
 	                 qkd_role_name(s->role), "epoch", (json_int_t)s->epoch, "current",
 	                 "rotation", (json_int_t)s->current_rotation, "key_id", s->current_key_id,
@@ -173,7 +173,9 @@ static json_t *to_json(const struct chan_state *s)
 	                 s->pending_key_id, "phase", state_phase_name(s->phase), "max_rotation",
 	                 (json_int_t)s->max_rotation, "last", "rotation",
 	                 (json_int_t)s->last_rotation, "result", qkd_result_name(s->last_result),
-	                 "detail", s->last_detail, "marks", marks);
+	                 "detail", s->last_detail, "counts", "completed",
+	                 (json_int_t)s->rotations_ok, "failed", (json_int_t)s->rotations_failed,
+	                 "deferred", (json_int_t)s->rotations_deferred, "marks", marks);
 }
 
 static int write_all(int fd, const char *p, size_t n)
@@ -247,7 +249,7 @@ enum state_err state_save(const char *path, const struct chan_state *s, char *er
 	if (rc == 0)
 		rc = write_all(fd, "\n", 1);
 	if (rc == 0)
-		rc = fsync(fd);
+		rc = fdatasync(fd); /* the data and its size: all a reader needs */
 	int e = errno;
 	jfree(text);
 	if (close(fd) != 0 && rc == 0) {
@@ -356,11 +358,25 @@ static enum state_err parse_obj(struct parser *p, json_t *root, struct chan_stat
 	static const char *const pen[] = {"rotation", "key_id", "phase"};
 	static const char *const last[] = {"rotation", "result", "detail"};
 	static const char *const mark[] = {"sender", "epoch", "seq"};
+	static const char *const counts[] = {"completed", "failed", "deferred"};
 	char buf[64];
 	uint32_t v;
 
 	if (!json_is_object(root))
 		return bad(p, "(top)", "must be a JSON object");
+	/* "counts" is optional (files written before it existed): read, then
+	 * set aside so that the check of the other members stays strict */
+	json_t *c = json_object_get(root, "counts");
+	if (c != NULL) {
+		if (!json_is_object(c))
+			return bad(p, "counts", "must be an object");
+		TRY(only(p, c, "counts", counts, 3));
+		TRY(get_u32(p, c, "completed", "counts.completed", &s->rotations_ok));
+		TRY(get_u32(p, c, "failed", "counts.failed", &s->rotations_failed));
+		TRY(get_u32(p, c, "deferred", "counts.deferred", &s->rotations_deferred));
+		if (json_object_del(root, "counts") != 0)
+			return bad(p, "counts", "cannot be read");
+	}
 	TRY(only(p, root, "(top)", top, sizeof top / sizeof top[0]));
 	TRY(get_u32(p, root, "version", "version", &v));
 	if (v != STATE_VERSION)
@@ -404,7 +420,7 @@ static enum state_err parse_obj(struct parser *p, json_t *root, struct chan_stat
 	TRY(get_u32(p, o, "rotation", "last.rotation", &s->last_rotation));
 	TRY(get_str(p, o, "result", "last.result", buf, sizeof buf));
 	s->last_result = 0xFF;
-	for (uint8_t i = 0; i <= QKD_RES_INTERNAL; i++)
+	for (uint8_t i = 0; i <= QKD_RES_MAX; i++)
 		if (strcmp(buf, qkd_result_name(i)) == 0)
 			s->last_result = i;
 	if (s->last_result == 0xFF)

@@ -59,6 +59,9 @@ struct chan_state {
 	uint32_t last_rotation; /* the rotation of the last result (ACK sent or outcome) */
 	uint8_t last_result;    /* enum qkd_result */
 	char last_detail[QKD_DETAIL_MAX + 1];
+	/* rotations since the file was made, so a restart keeps the counts
+	 * (written with the rest, never on their own; optional when loading) */
+	uint32_t rotations_ok, rotations_failed, rotations_deferred;
 	size_t nmarks;
 	struct state_mark marks[STATE_MARKS_MAX];
 };

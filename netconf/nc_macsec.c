@@ -118,6 +118,15 @@ enum nc_err nc_macsec_check_ca(const struct nc_macsec_ca *ca, struct nc_error *e
 	    (rc = check_cak("cak", ca->cipher_suite, ca->cak, e)) ||
 	    (rc = check_ifname(ca->ifname, e)))
 		return rc;
+	if (ca->nmore_ifnames > 0 && (ca->ifname == NULL || ca->more_ifnames == NULL))
+		return nc_errf(e, NC_E_INVALID, "more interfaces given without the first");
+	if (ca->nmore_ifnames > NC_MORE_IFNAMES_MAX)
+		return nc_errf(e, NC_E_INVALID, "more than %d interfaces", NC_MORE_IFNAMES_MAX + 1);
+	for (size_t i = 0; i < ca->nmore_ifnames; i++)
+		if (ca->more_ifnames[i] == NULL)
+			return nc_errf(e, NC_E_INVALID, "interface %zu missing", i + 2);
+		else if ((rc = check_ifname(ca->more_ifnames[i], e)))
+			return rc;
 	return NC_OK;
 }
 
@@ -285,6 +294,8 @@ enum nc_err nc_macsec_build_ca(xmlDocPtr doc, const struct nc_macsec_ca *ca, enu
 	add(&t, psk, "ckn", ca->ckn);
 	add(&t, psk, "cak", ca->cak);
 	add_binding(&t, m, ca->ifname, ca->name);
+	for (size_t i = 0; ca->ifname && i < ca->nmore_ifnames; i++)
+		add_binding(&t, m, ca->more_ifnames[i], ca->name);
 	return finish(&t, cfg, out, e);
 }
 

@@ -34,6 +34,7 @@ enum nc_cfg_ns {
 #define NC_CA_NAME_MAX 32
 #define NC_CKN_HEX_MAX 64
 #define NC_IFNAME_MAX 64
+#define NC_MORE_IFNAMES_MAX 63
 
 /* Static CAK for one CA. ifname may be NULL (no binding written). */
 struct nc_macsec_ca {
@@ -45,6 +46,9 @@ struct nc_macsec_ca {
 	bool replace;             /* replace the CA entry as a whole (nc:operation="replace"):
 	                             leaves not given here (an old fallback-key or
 	                             pre-shared-key-chain) go; the rest of the tree is untouched */
+	const char *const *more_ifnames; /* further interfaces bound to it (provisioning) */
+	size_t nmore_ifnames;            /* at most NC_MORE_IFNAMES_MAX; the read-back
+	                                    checks ifname's binding only */
 };
 
 /* One key of a key chain, and the CA that uses the chain. */

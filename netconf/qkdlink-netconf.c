@@ -275,7 +275,8 @@ int main(int argc, char **argv)
 	struct nc_error e;
 	nc_error_clear(&e);
 	/* validate before connecting: a bad value costs no session */
-	struct nc_macsec_ca mca = {ca, cipher, ckn, cak, ifname, false};
+	struct nc_macsec_ca mca = {
+	    .name = ca, .cipher_suite = cipher, .ckn = ckn, .cak = cak, .ifname = ifname};
 	struct nc_macsec_keychain mkc = {ca,  cipher,     chain,  key,  ckn,
 	                                 cak, start_time, ifname, false};
 	if ((strcmp(cmd, "push") == 0 && nc_macsec_check_ca(&mca, &e) != NC_OK) ||

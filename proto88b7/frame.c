@@ -660,8 +660,8 @@ const char *qkd_msg_type_name(uint8_t type)
 const char *qkd_result_name(uint8_t result)
 {
 	static const char *const names[] = {
-	    "OK",   "KME_NOT_FOUND",   "KME_ERROR", "COMMIT_FAILED",
-	    "BUSY", "UNKNOWN_CHANNEL", "STALE",     "INTERNAL",
+	    "OK",    "KME_NOT_FOUND", "KME_ERROR",   "COMMIT_FAILED", "BUSY", "UNKNOWN_CHANNEL",
+	    "STALE", "INTERNAL",      "ROUTER_BUSY",
 	};
 	return result < sizeof names / sizeof names[0] ? names[result] : "unknown";
 }

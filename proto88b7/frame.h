@@ -56,7 +56,10 @@ enum qkd_result {
 	QKD_RES_UNKNOWN_CHANNEL = 5,
 	QKD_RES_STALE = 6,
 	QKD_RES_INTERNAL = 7,
+	QKD_RES_ROUTER_BUSY = 8, /* the router serves another rotation: deferred, not failed */
 };
+
+#define QKD_RES_MAX QKD_RES_ROUTER_BUSY
 
 /* TLV types; bit 7 set marks a TLV a reader must understand. */
 enum qkd_tlv {

@@ -280,8 +280,8 @@ static int parse_named(const char *opt, const char *text, const char *const *nam
 }
 
 static const char *const RESULT_NAMES[] = {
-    "OK",   "KME_NOT_FOUND",   "KME_ERROR", "COMMIT_FAILED",
-    "BUSY", "UNKNOWN_CHANNEL", "STALE",     "INTERNAL",
+    "OK",    "KME_NOT_FOUND", "KME_ERROR",   "COMMIT_FAILED", "BUSY", "UNKNOWN_CHANNEL",
+    "STALE", "INTERNAL",      "ROUTER_BUSY",
 };
 static const char *const STATE_NAMES[] = {"IDLE", "ROTATING", "RESYNC"};
 
@@ -889,7 +889,7 @@ static int parse_send_type(int argc, char **argv, struct send_opts *o)
 			m->u.announce.slot = (uint8_t)v;
 			break;
 		case OPT_RESULT:
-			if (parse_named(opt, optarg, RESULT_NAMES, 8, &m->u.ack.result) != 0)
+			if (parse_named(opt, optarg, RESULT_NAMES, 9, &m->u.ack.result) != 0)
 				return EXIT_USAGE;
 			break;
 		case OPT_DETAIL: {

@@ -40,6 +40,7 @@ local states = { [0] = "IDLE", [1] = "ROTATING", [2] = "RESYNC" }
 local results = {
 	[0] = "OK", [1] = "KME_NOT_FOUND", [2] = "KME_ERROR", [3] = "COMMIT_FAILED",
 	[4] = "BUSY", [5] = "UNKNOWN_CHANNEL", [6] = "STALE", [7] = "INTERNAL",
+	[8] = "ROUTER_BUSY",
 }
 local tlv_types = {
 	[TLV_ACTIVATION] = "ACTIVATION_TIME", [TLV_SLOT] = "KEYCHAIN_SLOT", [TLV_DETAIL] = "DETAIL",

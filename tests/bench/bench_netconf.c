@@ -87,7 +87,9 @@ int main(int argc, char **argv)
 		    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
 		    caks[i & 1],
 		    "et-0/0/1",
-		    false};
+		    false,
+		    NULL,
+		    0};
 		double t0 = now_ms();
 		if (nc_push_ca(s, &ca, &po, &e) != NC_OK) {
 			fprintf(stderr, "%s\n", nc_error_format(&e, buf, sizeof buf));

@@ -21,3 +21,6 @@ sh tests/bench/netconf.sh "$BUILD"
 echo
 echo "== rotations in the two-site lab (100 back to back)"
 sh tests/bench/lab_rotations.sh "$BUILD"
+echo
+echo "== the impairment relay: added latency, forwarding rate (docs/reliability.md)"
+sh tests/bench/impair_bench.sh "$BUILD"

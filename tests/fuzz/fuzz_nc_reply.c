@@ -43,9 +43,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (r.data) {
 			struct nc_macsec_state st;
 			nc_macsec_read(r.data, "CA1", "et-0/0/1", &st);
-			struct nc_macsec_ca ca = {"CA1",      "gcm-aes-128",
-			                          "abcd",     "00112233445566778899aabbccddeeff",
-			                          "et-0/0/1", false};
+			struct nc_macsec_ca ca = {.name = "CA1",
+			                          .cipher_suite = "gcm-aes-128",
+			                          .ckn = "abcd",
+			                          .cak = "00112233445566778899aabbccddeeff",
+			                          .ifname = "et-0/0/1"};
 			(void)nc_macsec_verify(&ca, &st, &e);
 		}
 		char fmt[1024];

@@ -433,7 +433,7 @@ cases = [
     ("unknown_value", "ACTIVATION_TIME 2^64-1",
      eth(pdu(2, announce(tlvs=tlv(1, struct.pack(">Q", T)))))),
     ("malformed", "ACK rotation 0", eth(pdu(3, ack(rot=0)))),
-    ("unknown_value", "ACK result 8", eth(pdu(3, ack(res=8)))),
+    ("unknown_value", "ACK result 9", eth(pdu(3, ack(res=9)))),
     ("failure", "ACK result BUSY", eth(pdu(3, ack(res=4)))),
     ("malformed", "ACTIVATION_TIME in an ACK", eth(pdu(3, ack(tlvs=tlv(1, bytes(8)))))),
     ("malformed", "empty DETAIL", eth(pdu(3, ack(tlvs=tlv(3, b""))))),

@@ -11,12 +11,16 @@
 #   lab.sh ctl DIR SITE ARGS   qkdlinkctl against site a's, b's (or c's) agent
 #   lab.sh routers DIR ARGS    tests/lab/routers.py in the lab (independent ncclient)
 #   lab.sh exec DIR CMD...     run CMD inside the lab's network namespace
+#   lab.sh impair DIR CMD...   a command to the impairment relay (LAB_IMPAIR=1):
+#                              set loss=0.3 ..., partition on|off|S, reset, stats
 #
 # Layout: one network namespace qkl-ID holds everything: its loopback (up) with
 # the KME simulator (KME-A, KME-B, KME-C and an admin port) and one netconfd
 # "router" per site behind its own sshd (tests/fixtures/netconf/server.sh); the
 # L2 link: two sites, a veth pair site-a <-> site-b; three sites, veths site-X
-# <-> br-X on a bridge lab-br. The agents run in it too, with their control
+# <-> br-X on a bridge lab-br; two sites with LAB_IMPAIR=1: site-a <-> imp-a
+# and imp-b <-> site-b, with build/qkdlink-impair relaying (and impairing) the
+# 0x88B7 frames between imp-a and imp-b. The agents run in it too, with their control
 # sockets in DIR (reachable from the host). Removing the namespace removes the
 # links. Channels: 7 (A master, B slave, CKN prefix), 8 (B master, A slave, CKN
 # sha256); three sites: 9 (A master, B and C slaves, one key for both).
@@ -24,7 +28,10 @@
 # Settings (environment, read by `up`): LAB_SITES (2 or 3, default 2), BUILD
 # (default: the repo's build/), LAB_ROTATION_INTERVAL (0: rotations only on
 # `qkdlinkctl rotate`), LAB_HELLO_INTERVAL (1), LAB_CONFIRM_TIMEOUT (60),
-# LAB_LOG_LEVEL (info). Needs root (namespaces, useradd for the routers' users).
+# LAB_LOG_LEVEL (info), LAB_IMPAIR (1: the link goes through the impairment
+# relay, two sites only), LAB_IMPAIR_SEED (the relay's seed; default from the
+# clock, printed), LAB_IMPAIR_TRACE (1: DIR/impair.trace), LAB_IMPAIR_ARGS
+# (initial impairments, e.g. "--loss 0.1 --delay 5"). Needs root (namespaces, useradd for the routers' users).
 set -u
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 FIX=$REPO/tests/fixtures/netconf/server.sh
@@ -33,7 +40,7 @@ PREFIX7=5142434b0000000000000000000000a7
 PREFIX9=5142434b0000000000000000000000a9
 
 usage() {
-	sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -123,9 +130,23 @@ up() {
 	fi
 	BUILD=${BUILD:-$REPO/build}
 	BUILD=$(cd "$BUILD" 2>/dev/null && pwd) || die "no build directory (run make)"
-	for b in qkdlink-kmesim qkdlink-kme qkdlink-netconf qkd88b7 qkdlinkd-check; do
+	impair=${LAB_IMPAIR:-0}
+	case $impair in
+	0 | 1) ;;
+	*) die "LAB_IMPAIR=$impair: 0 or 1" ;;
+	esac
+	[ "$impair" = 1 ] && [ "${LAB_SITES:-2}" != 2 ] &&
+		die "LAB_IMPAIR=1 needs two sites (the relay joins two ports), not LAB_SITES=${LAB_SITES}"
+	tools="qkdlink-kmesim qkdlink-kme qkdlink-netconf qkd88b7 qkdlinkd-check"
+	[ "$impair" = 1 ] && tools="$tools qkdlink-impair"
+	for b in $tools; do
 		[ -x "$BUILD/$b" ] || die "$BUILD/$b is not built (run make)"
 	done
+	if [ -n "${LAB_IMPAIR_SEED:-}" ]; then
+		case $LAB_IMPAIR_SEED in
+		*[!0-9]* | '') die "LAB_IMPAIR_SEED=$LAB_IMPAIR_SEED: a decimal number" ;;
+		esac
+	fi
 	made=0
 	if [ ! -d "$DIR" ]; then
 		mkdir -p "$DIR" || die "cannot create $DIR"
@@ -168,7 +189,15 @@ up() {
 	# having no IPv4 at all ("address family for nodename not supported")
 	ip -n "$LAB_NS" link set lo up &&
 		ip -n "$LAB_NS" addr add 198.18.0.1/32 dev lo || die "loopback setup in $LAB_NS failed"
-	if [ "$sites" = "a b" ]; then
+	if [ "$sites" = "a b" ] && [ "$impair" = 1 ]; then
+		# site-a <-> imp-a, imp-b <-> site-b: the relay joins imp-a and imp-b
+		ip -n "$LAB_NS" link add site-a type veth peer name imp-a &&
+			ip -n "$LAB_NS" link add imp-b type veth peer name site-b &&
+			ip -n "$LAB_NS" link set imp-a address 02:51:4b:00:01:0a &&
+			ip -n "$LAB_NS" link set imp-b address 02:51:4b:00:01:0b &&
+			ip -n "$LAB_NS" link set imp-a up &&
+			ip -n "$LAB_NS" link set imp-b up || die "veth pairs for the relay in $LAB_NS failed"
+	elif [ "$sites" = "a b" ]; then
 		ip -n "$LAB_NS" link add site-a type veth peer name site-b || die "veth pair in $LAB_NS failed"
 	else
 		ip -n "$LAB_NS" link add lab-br type bridge forward_delay 0 stp_state 0 &&
@@ -185,6 +214,27 @@ up() {
 		ip -n "$LAB_NS" link set "site-$s" address "02:51:4b:00:00:0$s" &&
 			ip -n "$LAB_NS" link set "site-$s" up || die "site-$s setup in $LAB_NS failed"
 	done
+
+	# 1b. the impairment relay between imp-a and imp-b (no impairment unless
+	#     LAB_IMPAIR_ARGS says so); its seed goes to lab.env and the output
+	if [ "$impair" = 1 ]; then
+		rec LAB_IMPAIR 1
+		rec IMPAIR_SOCK "$DIR/impair.sock"
+		set -- --control "$IMPAIR_SOCK"
+		[ -n "${LAB_IMPAIR_SEED:-}" ] && set -- "$@" --seed "$LAB_IMPAIR_SEED"
+		[ "${LAB_IMPAIR_TRACE:-0}" = 1 ] && set -- "$@" --trace "$DIR/impair.trace"
+		# shellcheck disable=SC2086
+		ip netns exec "$LAB_NS" setsid "$BUILD/qkdlink-impair" "$@" ${LAB_IMPAIR_ARGS:-} \
+			imp-a imp-b </dev/null >/dev/null 2>"$DIR/impair.log" &
+		rec IMPAIR_PID $!
+		i=0
+		while [ ! -S "$IMPAIR_SOCK" ] && [ $i -lt 100 ] && alive "$IMPAIR_PID"; do
+			sleep 0.1
+			i=$((i + 1))
+		done
+		[ -S "$IMPAIR_SOCK" ] || { cat "$DIR/impair.log" >&2; die "qkdlink-impair did not start"; }
+		rec IMPAIR_SEED "$(sed -n 's/^qkdlink-impair: seed \([0-9]*\).*/\1/p' "$DIR/impair.log")"
+	fi
 
 	# 2. the test PKI and the secrets (0600)
 	mkdir -m 700 "$DIR/secrets" "$DIR/bootstrap"
@@ -291,7 +341,7 @@ JSON
 	rec LAB_UP_SECONDS "$(echo "$t1 $t0" | awk '{printf "%.1f", $1 - $2}')"
 	trap - EXIT INT TERM
 	# shellcheck disable=SC2154
-	echo "lab: up in ${LAB_UP_SECONDS} s: namespace $LAB_NS, sites $sites, KMEs :$KME_PORT_a :$KME_PORT_b :$KME_PORT_c, routers :$ROUTER_PORT_a :$ROUTER_PORT_b${ROUTER_PORT_c:+ :$ROUTER_PORT_c}, ports $(echo "$sites" | sed 's/\([abc]\)/site-\1/g')"
+	echo "lab: up in ${LAB_UP_SECONDS} s: namespace $LAB_NS, sites $sites, KMEs :$KME_PORT_a :$KME_PORT_b :$KME_PORT_c, routers :$ROUTER_PORT_a :$ROUTER_PORT_b${ROUTER_PORT_c:+ :$ROUTER_PORT_c}, ports $(echo "$sites" | sed 's/\([abc]\)/site-\1/g')${IMPAIR_PID:+, impairment relay imp-a <-> imp-b (pid $IMPAIR_PID, seed $IMPAIR_SEED)}"
 }
 
 nc_tool() { # SITE ARGS...: qkdlink-netconf against router SITE, in the lab
@@ -358,9 +408,11 @@ down_quiet() {
 	LAB_NS='' KMESIM_PID='' LAB_MADE_DIR=0 LAB_SITES="a b c"
 	# shellcheck disable=SC2034
 	ROUTER_DIR_a='' ROUTER_DIR_b='' ROUTER_DIR_c='' AGENT_PID_a='' AGENT_PID_b='' AGENT_PID_c=''
+	IMPAIR_PID=''
 	. "$DIR/lab.env"
-	# the agents first (they make their channels safe), then servers
+	# the agents first (they make their channels safe), then servers and the relay
 	stop_agents
+	stop_pid "$IMPAIR_PID" 30 || echo "lab: the impairment relay (pid $IMPAIR_PID) needed SIGKILL" >&2
 	for d in "$ROUTER_DIR_a" "$ROUTER_DIR_b" "$ROUTER_DIR_c"; do
 		[ -n "$d" ] && [ -d "$d" ] && sh "$FIX" stop "$d" >/dev/null 2>&1 &
 	done
@@ -379,7 +431,7 @@ down_quiet() {
 	else
 		for f in lab.env mkpki.log pki secrets bootstrap kme check router-a router-b router-c \
 			router-a.log router-b.log router-c.log push-a.log push-b.log push-c.log \
-			site-a site-b site-c; do
+			site-a site-b site-c impair.sock impair.log impair.trace; do
 			rm -rf "${DIR:?}/$f"
 		done
 	fi
@@ -480,6 +532,10 @@ status() {
 		# shellcheck disable=SC2154
 		echo "  router $s       sshd $(st "$sp"), netconfd $(st "$np"): 127.0.0.1:$port user $user"
 	done
+	if [ -n "${IMPAIR_PID:-}" ]; then
+		echo "  relay          $(st "$IMPAIR_PID"): qkdlink-impair imp-a <-> imp-b, seed ${IMPAIR_SEED:-?}, control $IMPAIR_SOCK, log impair.log"
+		alive "$IMPAIR_PID" && "$LAB_BUILD/qkdlink-impair" -C "$IMPAIR_SOCK" stats 2>&1 | sed 's/^/    stats: /'
+	fi
 	for s in $LAB_SITES; do
 		eval "pid=\${AGENT_PID_$s:-}"
 		if [ -n "$pid" ]; then
@@ -501,6 +557,19 @@ status() {
 
 routers() {
 	in_ns "$PY" "$LAB_REPO/tests/lab/routers.py" "$DIR" "$@"
+}
+
+impair() {
+	load
+	[ -n "${IMPAIR_SOCK:-}" ] || die "$DIR: this lab has no impairment relay (LAB_IMPAIR=1 at up)"
+	"$LAB_BUILD/qkdlink-impair" -C "$IMPAIR_SOCK" "$@"
+}
+
+# impair_forwarded DIRECTION: the relay's forwarded counter (ab or ba), or -1
+impair_forwarded() {
+	"$LAB_BUILD/qkdlink-impair" -C "$IMPAIR_SOCK" stats 2>/dev/null |
+		"$PY" -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]]["forwarded"])' "$1" 2>/dev/null ||
+		echo -1
 }
 
 # ---------------------------------------------------------------- check
@@ -537,6 +606,15 @@ check() {
 		[ "$(readlink /proc/"$pid"/ns/net 2>/dev/null)" = "$(in_ns readlink /proc/self/ns/net)" ] || r=1
 	done
 	tap $r "the KME simulator and the $nsites routers (sshd, netconfd) run inside namespace $LAB_NS"
+	if [ -n "${IMPAIR_PID:-}" ]; then
+		r=0
+		alive "$IMPAIR_PID" && [ -S "$IMPAIR_SOCK" ] || r=1
+		[ "$(readlink /proc/"$IMPAIR_PID"/ns/net 2>/dev/null)" = "$(in_ns readlink /proc/self/ns/net)" ] || r=1
+		[ "$(stat -c %a "$IMPAIR_SOCK" 2>/dev/null)" = 600 ] || r=1
+		tap $r "the impairment relay (pid $IMPAIR_PID, seed ${IMPAIR_SEED:-?}) runs inside namespace $LAB_NS, control socket mode 0600" "$DIR/impair.log"
+		fwd_ab=$(impair_forwarded ab)
+		fwd_ba=$(impair_forwarded ba)
+	fi
 	r=0
 	find "$DIR/pki" "$DIR/secrets" "$DIR/bootstrap" -type f ! -perm 600 | grep -q . && r=1
 	for s in $LAB_SITES; do
@@ -618,6 +696,12 @@ check() {
 		[ $r -eq 0 ] && grep -q "LAB-CHECK-$from" "$c/listen.out"
 		tap $? "L2: a qkd88b7 HELLO sent on site $from's port ($tx) is received and verified on site $to's port ($rx)" "$c/listen.err"
 	done
+	if [ -n "${IMPAIR_PID:-}" ]; then
+		a2=$(impair_forwarded ab)
+		b2=$(impair_forwarded ba)
+		[ "$fwd_ab" -ge 0 ] && [ "$a2" -gt "$fwd_ab" ] && [ "$fwd_ba" -ge 0 ] && [ "$b2" -gt "$fwd_ba" ]
+		tap $? "L2: those frames crossed the impairment relay (forwarded a->b $fwd_ab -> $a2, b->a $fwd_ba -> $b2)" "$DIR/impair.log"
+	fi
 	[ $nfail -eq 0 ]
 }
 
@@ -636,5 +720,6 @@ stop) load && stop_agents && echo "lab: agents stopped" ;;
 ctl) ctl "$@" ;;
 routers) load && routers "$@" ;;
 exec) load && in_ns "$@" ;;
+impair) impair "$@" ;;
 *) usage ;;
 esac

@@ -18,6 +18,10 @@ Usage (inside the lab's namespace: `tests/lab/lab.sh routers DIR ...` runs it th
       --wait seconds (default 3): an agent may be mid-commit, or a rotation
       may land between the reads of the two routers.
       Prints one line per problem; exit 1 if any.
+  routers.py DIR remove SITE CA INTERFACE
+      deletes CA and INTERFACE's binding from router SITE (edit-config
+      operation="delete" on candidate, commit): a router that lacks them, for
+      the provisioning test.
   routers.py DIR no-cak-in FILE...
       exit 0 when no CAK the routers hold appears in any FILE (logs, state files);
       names the file and the CA, never the value.
@@ -214,6 +218,18 @@ def no_cak_in(envs, files):
     return 1 if bad or not caks else 0
 
 
+def remove(env, ca, ifname):
+    nc = "urn:ietf:params:xml:ns:netconf:base:1.0"
+    cfg = ('<config xmlns="%s" xmlns:nc="%s"><configuration xmlns="http://yang.juniper.net/junos/conf/root">'
+           '<security xmlns="http://yang.juniper.net/junos/conf/security"><macsec>'
+           '<connectivity-association nc:operation="delete"><name>%s</name></connectivity-association>'
+           '<interfaces nc:operation="delete"><name>%s</name></interfaces>'
+           '</macsec></security></configuration></config>') % (nc, nc, ca, ifname)
+    with connect(env) as m:
+        m.edit_config(target="candidate", config=cfg)
+        m.commit()
+
+
 def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
@@ -242,6 +258,12 @@ def main():
         return 0
     if cmd == "no-cak-in":
         return no_cak_in(envs, args)
+    if cmd == "remove":
+        if len(args) != 3 or args[0] not in envs:
+            sys.exit("routers.py: remove SITE CA INTERFACE")
+        remove(envs[args[0]], args[1], args[2])
+        print("router %s: %s and the binding of %s deleted" % (args[0].upper(), args[1], args[2]))
+        return 0
     if cmd != "check":
         sys.exit(__doc__)
     cas, ckns, expect, strict, wait = [], {}, {}, False, 3.0

@@ -107,7 +107,7 @@ static void test_rpc_no_namespace_leak(void **state)
 	xmlNodePtr t = nc_rpc_add(op, "target", NULL);
 	assert_non_null(nc_rpc_add(t, "candidate", NULL));
 	xmlNodePtr cfg = nc_rpc_add(op, "config", NULL);
-	struct nc_macsec_ca ca = {"CA1", "gcm-aes-128", "abcd", CAK32, NULL, false};
+	struct nc_macsec_ca ca = {"CA1", "gcm-aes-128", "abcd", CAK32, NULL, false, NULL, 0};
 	xmlNodePtr conf;
 	struct nc_error e;
 	nc_error_clear(&e);
@@ -258,30 +258,34 @@ static void test_macsec_validation(void **state)
 	assert_int_equal(nc_macsec_cak_len("gcm-aes-128"), 32);
 	assert_int_equal(nc_macsec_cak_len("gcm-aes-xpn-256"), 64);
 	assert_int_equal(nc_macsec_cak_len("gcm-aes-999"), 0);
-	struct nc_macsec_ca good = {"CA1", "gcm-aes-xpn-256", CKN64, CAK64, "et-0/0/1", false};
+	struct nc_macsec_ca good = {"CA1", "gcm-aes-xpn-256", CKN64, CAK64, "et-0/0/1", false, NULL,
+	                            0};
 	nc_error_clear(&e);
 	assert_int_equal(nc_macsec_check_ca(&good, &e), NC_OK);
 	struct {
 		struct nc_macsec_ca ca;
 		const char *needle;
 	} bad[] = {
-	    {{"CA1", "gcm-aes-xpn-256", "abc", CAK64, NULL, false}, "ckn"},        /* odd */
-	    {{"CA1", "gcm-aes-xpn-256", "a", CAK64, NULL, false}, "ckn"},          /* short */
-	    {{"CA1", "gcm-aes-xpn-256", CKN64 "ab", CAK64, NULL, false}, "ckn"},   /* 66 */
-	    {{"CA1", "gcm-aes-xpn-256", "zz", CAK64, NULL, false}, "hexadecimal"}, /* not hex */
-	    {{"CA1", "gcm-aes-128", "abcd", CAK64, NULL, false}, "needs 32"},      /* suite */
-	    {{"CA1", "gcm-aes-256", "abcd", CAK32, NULL, false}, "needs 64"},
-	    {{"CA1", "gcm-aes-999", "abcd", CAK32, NULL, false}, "cipher-suite"},
-	    {{"CA1", "gcm-aes-128", "abcd", "0011223344556677889gaabbccddeeff", NULL, false},
+	    {{"CA1", "gcm-aes-xpn-256", "abc", CAK64, NULL, false, NULL, 0}, "ckn"}, /* odd */
+	    {{"CA1", "gcm-aes-xpn-256", "a", CAK64, NULL, false, NULL, 0}, "ckn"},   /* short */
+	    {{"CA1", "gcm-aes-xpn-256", CKN64 "ab", CAK64, NULL, false, NULL, 0}, "ckn"}, /* 66 */
+	    {{"CA1", "gcm-aes-xpn-256", "zz", CAK64, NULL, false, NULL, 0},
+	     "hexadecimal"},                                                           /* not hex */
+	    {{"CA1", "gcm-aes-128", "abcd", CAK64, NULL, false, NULL, 0}, "needs 32"}, /* suite */
+	    {{"CA1", "gcm-aes-256", "abcd", CAK32, NULL, false, NULL, 0}, "needs 64"},
+	    {{"CA1", "gcm-aes-999", "abcd", CAK32, NULL, false, NULL, 0}, "cipher-suite"},
+	    {{"CA1", "gcm-aes-128", "abcd", "0011223344556677889gaabbccddeeff", NULL, false, NULL,
+	      0},
 	     "cak"},
-	    {{"", "gcm-aes-128", "abcd", CAK32, NULL, false}, "empty"},
-	    {{"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456", "gcm-aes-128", "abcd", CAK32, NULL, false},
+	    {{"", "gcm-aes-128", "abcd", CAK32, NULL, false, NULL, 0}, "empty"},
+	    {{"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456", "gcm-aes-128", "abcd", CAK32, NULL, false, NULL,
+	      0},
 	     "at most 32"},
-	    {{"CA 1", "gcm-aes-128", "abcd", CAK32, NULL, false}, "not allowed"},
-	    {{"CA<1", "gcm-aes-128", "abcd", CAK32, NULL, false}, "not allowed"},
-	    {{"CA1", "gcm-aes-128", "abcd", CAK32, "0et", false}, "start with a letter"},
-	    {{"CA1", "gcm-aes-128", "abcd", CAK32, "et-0/0/1;rm", false}, "not allowed"},
-	    {{"CA1", "gcm-aes-128", "abcd", CAK32, "", false}, "interface"},
+	    {{"CA 1", "gcm-aes-128", "abcd", CAK32, NULL, false, NULL, 0}, "not allowed"},
+	    {{"CA<1", "gcm-aes-128", "abcd", CAK32, NULL, false, NULL, 0}, "not allowed"},
+	    {{"CA1", "gcm-aes-128", "abcd", CAK32, "0et", false, NULL, 0}, "start with a letter"},
+	    {{"CA1", "gcm-aes-128", "abcd", CAK32, "et-0/0/1;rm", false, NULL, 0}, "not allowed"},
+	    {{"CA1", "gcm-aes-128", "abcd", CAK32, "", false, NULL, 0}, "interface"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		nc_error_clear(&e);
@@ -320,7 +324,8 @@ static void test_macsec_build(void **state)
 	xmlDocPtr d = xmlNewDoc(BAD_CAST "1.0");
 	struct nc_error e;
 	nc_error_clear(&e);
-	struct nc_macsec_ca ca = {"CA1", "gcm-aes-xpn-256", CKN64, CAK64, "et-0/0/1", false};
+	struct nc_macsec_ca ca = {"CA1", "gcm-aes-xpn-256", CKN64, CAK64, "et-0/0/1", false, NULL,
+	                          0};
 	xmlNodePtr n;
 	assert_int_equal(nc_macsec_build_ca(d, &ca, NC_CFG_NS_YANG, &n, &e), NC_OK);
 	char *s = serialize_node(n);
@@ -341,6 +346,35 @@ static void test_macsec_build(void **state)
 	free(red);
 	free(s);
 	xmlFreeNode(n);
+
+	/* provisioning: more interfaces bound in the same edit */
+	static const char *const more[] = {"et-0/0/2", "ae0.1"};
+	ca.more_ifnames = more;
+	ca.nmore_ifnames = 2;
+	assert_int_equal(nc_macsec_check_ca(&ca, &e), NC_OK);
+	assert_int_equal(nc_macsec_build_ca(d, &ca, NC_CFG_NS_NONE, &n, &e), NC_OK);
+	s = serialize_node(n);
+	assert_non_null(strstr(s, "</connectivity-association><interfaces><name>et-0/0/1</name>"
+	                          "<connectivity-association>CA1</connectivity-association>"
+	                          "</interfaces><interfaces><name>et-0/0/2</name>"
+	                          "<connectivity-association>CA1</connectivity-association>"
+	                          "</interfaces><interfaces><name>ae0.1</name>"
+	                          "<connectivity-association>CA1</connectivity-association>"
+	                          "</interfaces></macsec>"));
+	free(s);
+	xmlFreeNode(n);
+	static const char *const bad_more[] = {"et-0/0/2", "0bad"};
+	ca.more_ifnames = bad_more;
+	assert_int_equal(nc_macsec_check_ca(&ca, &e), NC_E_INVALID);
+	assert_non_null(strstr(e.msg, "0bad"));
+	ca.ifname = NULL;
+	ca.more_ifnames = more;
+	assert_int_equal(nc_macsec_check_ca(&ca, &e), NC_E_INVALID);
+	assert_non_null(strstr(e.msg, "without the first"));
+	ca.ifname = "et-0/0/1";
+	ca.nmore_ifnames = NC_MORE_IFNAMES_MAX + 1;
+	assert_int_equal(nc_macsec_check_ca(&ca, &e), NC_E_INVALID);
+	ca.nmore_ifnames = 0;
 
 	struct nc_macsec_keychain kc = {"CA1", "gcm-aes-128",      "KC1", 7,    "ab01",
 	                                CAK32, "2026-11-23.14:05", NULL,  false};
@@ -411,7 +445,8 @@ static void test_macsec_readback(void **state)
 	assert_true(st.found);
 	assert_string_equal(st.ckn, CKN64);
 	assert_string_equal(st.bound_ca, "CA1");
-	struct nc_macsec_ca ca = {"CA1", "gcm-aes-xpn-256", CKN64, CAK64, "et-0/0/1", false};
+	struct nc_macsec_ca ca = {"CA1", "gcm-aes-xpn-256", CKN64, CAK64, "et-0/0/1", false, NULL,
+	                          0};
 	assert_int_equal(nc_macsec_verify(&ca, &st, &e), NC_OK);
 	/* CKN compared without case (Junos may upper-case it) */
 	char up[65];

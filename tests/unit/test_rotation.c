@@ -52,6 +52,8 @@ struct router {
 	char cc_persist[ROT_PERSIST_ID_MAX];
 	int64_t cc_deadline;
 	bool refuse_stage;  /* commit refused */
+	bool busy_stage;    /* the daemon reports the router busy (another channel) */
+	bool lost_stage;    /* the stage lands, but its answer is lost (FAILED) */
 	int refuse_confirm; /* that many confirms fail */
 	int stages, confirms, cancels;
 	int64_t staged_at; /* last stage completion */
@@ -65,6 +67,7 @@ struct node {
 	char sae[16];
 	bool has_disk;
 	struct chan_state disk;
+	int writes; /* PERSIST actions carried out */
 	uint32_t epoch, seq;
 	struct qkd_replay replay;
 	struct router r;
@@ -82,7 +85,7 @@ struct node {
 	int sent[4]; /* by message type */
 	int64_t announce_times[16];
 	int nannounce;
-	int acks[8]; /* ACKs sent by result */
+	int acks[16]; /* ACKs sent by result */
 };
 
 enum qkind { Q_FRAME, Q_KME, Q_ROUTER, Q_RESEND };
@@ -185,7 +188,7 @@ static void send_frame(int from, const struct qkd_msg *body)
 	if (msg.type == QKD_MSG_ANNOUNCE && s->nannounce < 16)
 		s->announce_times[s->nannounce++] = W->now;
 	if (msg.type == QKD_MSG_ACK)
-		s->acks[msg.u.ack.result & 7]++;
+		s->acks[msg.u.ack.result & 15]++;
 	if (s->deaf_mute)
 		return;
 	if (W->drop_type[msg.type] > 0 && (msg.type != QKD_MSG_ACK || W->drop_ack_result < 0 ||
@@ -269,6 +272,7 @@ static void do_actions(int idx, const struct rot_actions *out)
 			assert_int_equal(state_check(a->state, err, sizeof err), STATE_OK);
 			nd->disk = *a->state;
 			nd->has_disk = true;
+			nd->writes++;
 			break;
 		}
 		case ROT_ACT_LOG:
@@ -304,8 +308,10 @@ static enum rot_router_status router_apply(struct node *nd, const struct qev *e)
 	char ckn[KD_CKN_LEN + 1], cak[KD_CAK_HEX_MAX + 1];
 	switch (e->op) {
 	case ROT_OP_STAGE:
-		if (r->refuse_stage)
-			return ROT_ROUTER_FAILED;
+		if (r->refuse_stage) /* refused and discarded (the daemon's read) */
+			return ROT_ROUTER_ROLLED_BACK;
+		if (r->busy_stage)
+			return ROT_ROUTER_BUSY;
 		derive(e->key_id, ckn, cak); /* what the daemon does with the KME key */
 		assert_string_equal(ckn, e->ckn);
 		r->cc = true;
@@ -316,7 +322,7 @@ static enum rot_router_status router_apply(struct node *nd, const struct qev *e)
 		r->cc_deadline = W->now + (int64_t)e->timeout_s * 1000;
 		r->stages++;
 		r->staged_at = W->now;
-		return ROT_ROUTER_OK;
+		return r->lost_stage ? ROT_ROUTER_FAILED : ROT_ROUTER_OK;
 	case ROT_OP_CONFIRM:
 		derive(e->key_id, ckn, cak);
 		assert_string_equal(ckn, e->ckn);
@@ -485,6 +491,10 @@ static void start_node(int i, bool from_disk)
 	nd->up = true;
 	struct chan_state loaded;
 	const struct chan_state *st = NULL;
+	if (!from_disk) { /* the state file is lost */
+		nd->has_disk = false;
+		state_init(&nd->disk, CHANNEL, nd->cfg.role);
+	}
 	if (from_disk && nd->has_disk) {
 		/* through the real file format, as after a crash */
 		char dir[] = "/tmp/qkdrot.XXXXXX", path[64];
@@ -618,7 +628,10 @@ static void assert_all_idle(void)
 			fail_msg("agent %s in state %s", W->n[i].sae,
 			         rot_state_name(W->n[i].m.state));
 		assert_int_equal(W->n[i].disk.phase, STATE_PHASE_NONE);
-		assert_string_equal(W->n[i].disk.current_key_id, W->n[i].r.committed);
+		/* an agent whose state was lost knows no key until the next
+		 * rotation; the routers' agreement is checked by assert_common_key */
+		if (W->n[i].disk.current_key_id[0] != '\0')
+			assert_string_equal(W->n[i].disk.current_key_id, W->n[i].r.committed);
 	}
 }
 
@@ -752,7 +765,7 @@ static void test_duplicate_after_failure_same_result(void **state)
 	assert_int_equal(W->n[1].acks[QKD_RES_KME_ERROR], 2);
 	assert_int_equal(W->n[1].acks[QKD_RES_OK], 0);
 	assert_int_equal(W->n[1].disk.last_result, QKD_RES_KME_ERROR);
-	assert_string_equal(W->n[1].disk.last_detail, "key lost");
+	assert_string_equal(W->n[1].disk.last_detail, "key lost: scripted");
 	free_world();
 }
 
@@ -1167,6 +1180,213 @@ static void test_restart_slave_fetching(void **state)
 	free_world();
 }
 
+/* A router busy with another channel's rotation defers the rotation: the
+ * slave answers ROUTER_BUSY, the master cancels its stage and counts the
+ * rotation as deferred (not failed), then retries after retry_ms. */
+static void test_router_busy_deferred(void **state)
+{
+	(void)state;
+	setup_world(1);
+	start_all();
+	rotate_now();
+	run_for(2000);
+	char old[QKD_KEYID_MAX + 1];
+	snprintf(old, sizeof old, "%s", assert_common_key());
+	W->n[1].r.busy_stage = true;
+	rotate_now();
+	run_for(1000);
+	assert_string_equal(assert_common_key(), old);
+	assert_int_equal(W->n[1].acks[QKD_RES_ROUTER_BUSY], 1);
+	assert_int_equal(W->n[0].disk.last_result, QKD_RES_ROUTER_BUSY);
+	struct rot_status st;
+	rot_status(&W->n[0].m, W->now, &st);
+	assert_int_equal(st.rotations_deferred, 1);
+	assert_int_equal(st.rotations_failed, 0);
+	rot_status(&W->n[1].m, W->now, &st);
+	assert_int_equal(st.rotations_deferred, 1);
+	assert_int_equal(st.rotations_failed, 0);
+	assert_true(logged(0, "deferred"));
+	assert_false(logged(0, "failed"));
+	assert_all_idle();
+	/* the retry comes after retry_ms (2 s here), not a doubling backoff */
+	W->n[1].r.busy_stage = false;
+	run_for(2500);
+	assert_string_not_equal(assert_common_key(), old);
+	rot_status(&W->n[0].m, W->now, &st);
+	assert_int_equal(st.rotations_ok, 2);
+	assert_int_equal(st.rotations_failed, 0);
+	/* the master's own router busy: deferred alike */
+	snprintf(old, sizeof old, "%s", assert_common_key());
+	W->n[0].r.busy_stage = true;
+	rotate_now();
+	run_for(1000);
+	assert_string_equal(assert_common_key(), old);
+	rot_status(&W->n[0].m, W->now, &st);
+	assert_int_equal(st.rotations_deferred, 2);
+	assert_int_equal(st.rotations_failed, 0);
+	assert_true(logged(0, "own router busy"));
+	W->n[0].r.busy_stage = false;
+	run_for(2500);
+	assert_string_not_equal(assert_common_key(), old);
+	free_world();
+}
+
+/* The writes of one rotation (protocol.md 10.3): the master writes before
+ * the ANNOUNCE, the decision, and at the end; the slave before dec_keys,
+ * before its ACK OK, and at the end. The counts survive a restart. */
+static void test_writes_per_rotation(void **state)
+{
+	(void)state;
+	setup_world(1);
+	start_all();
+	rotate_now();
+	run_for(2000);
+	assert_common_key();
+	int w0 = W->n[0].writes, w1 = W->n[1].writes;
+	rotate_now();
+	run_for(2000);
+	assert_common_key();
+	assert_int_equal(W->n[0].writes - w0, 3);
+	assert_int_equal(W->n[1].writes - w1, 3);
+	/* the last write holds the outcome */
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(W->n[i].disk.current_rotation, 2);
+		assert_int_equal(W->n[i].disk.pending_rotation, 0);
+		assert_int_equal(W->n[i].disk.rotations_ok, 2);
+	}
+	kill_node(0);
+	kill_node(1);
+	start_node(0, true);
+	start_node(1, true);
+	struct rot_status st;
+	rot_status(&W->n[0].m, W->now, &st);
+	assert_int_equal(st.rotations_ok, 2);
+	rot_status(&W->n[1].m, W->now, &st);
+	assert_int_equal(st.rotations_ok, 2);
+	run_for(3000);
+	assert_common_key();
+	assert_all_idle();
+	free_world();
+}
+
+/* The slave killed while its stage runs: its file says "fetching" (it does
+ * not write "staging"), so the restart cancels the stage that landed. */
+static void test_restart_slave_staging(void **state)
+{
+	(void)state;
+	setup_world(1);
+	start_all();
+	rotate_now();
+	run_for(2000);
+	char old[QKD_KEYID_MAX + 1];
+	snprintf(old, sizeof old, "%s", assert_common_key());
+	rotate_now();
+	run_for(8 + 5); /* dec_keys answered: the stage is in flight */
+	assert_int_equal(W->n[1].m.state, ROT_S_STAGING);
+	assert_int_equal(W->n[1].disk.phase, STATE_PHASE_FETCHING);
+	kill_node(1);
+	run_for(100); /* the stage lands on the router with nobody to answer */
+	assert_true(W->n[1].r.cc);
+	start_node(1, true);
+	assert_int_equal(W->n[1].m.state, ROT_S_CANCELLING);
+	run_for(200);
+	assert_false(W->n[1].r.cc);
+	assert_int_equal(W->n[1].disk.last_result, QKD_RES_KME_ERROR);
+	run_for(8000);
+	const char *k = assert_common_key();
+	assert_string_not_equal(k, old);
+	assert_all_idle();
+	free_world();
+}
+
+/* NO_KEY (a lost state file, or a router that lacks the CA): the agent
+ * forgets its key and the master rotates afresh; on a channel with scheduled
+ * rotations (or provisioning) a master that knows no key at all rotates at
+ * once, even when its slaves know none either. */
+static void test_no_key(void **state)
+{
+	(void)state;
+	setup_world(1);
+	start_all();
+	rotate_now();
+	run_for(2000);
+	char old[QKD_KEYID_MAX + 1];
+	snprintf(old, sizeof old, "%s", assert_common_key());
+	/* the slave's router lost the CA */
+	struct rot_event ev = {.type = ROT_EV_NO_KEY, .detail = "router lacks CA X"};
+	handle(1, &ev);
+	assert_true(logged(1, "router lacks CA X: key_ID"));
+	assert_string_equal(W->n[1].disk.current_key_id, "");
+	run_for(3000);
+	assert_true(logged(0, "key mismatch with B"));
+	const char *k = assert_common_key();
+	assert_string_not_equal(k, old);
+	assert_all_idle();
+	/* both agents lose their state: empty digests on both sides */
+	snprintf(old, sizeof old, "%s", k);
+	handle(0, &ev);
+	handle(1, &ev);
+	run_for(3000);
+	k = assert_common_key();
+	assert_string_not_equal(k, old);
+	assert_all_idle();
+	free_world();
+
+	/* first start of a channel with scheduled rotations: at once, not after
+	 * the interval */
+	setup_world(1);
+	for (int i = 0; i < W->nnodes; i++) {
+		W->n[i].cfg.interval_s = 3600;
+		W->n[i].cfg.fresh_if_no_key = true;
+	}
+	start_all();
+	run_for(3000);
+	assert_true(logged(0, "no key known on this channel"));
+	k = assert_common_key();
+	assert_true(k[0] != '\0');
+	free_world();
+
+	/* an on-demand channel without provisioning waits for the operator */
+	setup_world(1);
+	start_all();
+	run_for(3000);
+	assert_true(logged(0, "resync: common key confirmed"));
+	assert_int_equal(W->n[0].enc_calls, 0);
+	free_world();
+}
+
+/* A stage whose answer is lost (the session broke mid-commit) may have
+ * landed: the agent cancels it by persist-id instead of leaving it to the
+ * router's timeout, on either side. */
+static void test_stage_outcome_unknown(void **state)
+{
+	(void)state;
+	for (int side = 1; side >= 0; side--) {
+		setup_world(1);
+		start_all();
+		rotate_now();
+		run_for(2000);
+		char old[QKD_KEYID_MAX + 1];
+		snprintf(old, sizeof old, "%s", assert_common_key());
+		W->n[side].r.lost_stage = true;
+		rotate_now();
+		run_for(1500);
+		/* cancelled within the run, long before the 60 s router timeout */
+		assert_false(W->n[side].r.cc);
+		assert_false(W->n[1 - side].r.cc);
+		assert_string_equal(assert_common_key(), old);
+		assert_true(W->n[side].r.cancels >= 1);
+		assert_true(logged(side, "outcome unknown"));
+		if (side == 1)
+			assert_int_equal(W->n[1].acks[QKD_RES_COMMIT_FAILED], 1);
+		assert_all_idle();
+		W->n[side].r.lost_stage = false;
+		run_for(10000);
+		assert_string_not_equal(assert_common_key(), old);
+		free_world();
+	}
+}
+
 static void test_restart_master_before_decision(void **state)
 {
 	(void)state;
@@ -1325,7 +1545,7 @@ static void test_random_faults(void **state)
 		assert_all_idle();
 		for (int i = 0; i < W->nnodes; i++)
 			cancels += W->n[i].r.cancels;
-		failed += W->n[0].nmetrics - (int)W->n[0].m.rotations_ok;
+		failed += W->n[0].nmetrics - (int)W->n[0].m.st.rotations_ok;
 		if (k[0] != '\0') {
 			for (size_t i = 0; i < nseen; i++)
 				assert_string_not_equal(seen[i], k);
@@ -1405,6 +1625,11 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_two_slaves, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_restart_slave_staged, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_restart_slave_fetching, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_restart_slave_staging, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_router_busy_deferred, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_writes_per_rotation, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_no_key, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stage_outcome_unknown, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_restart_master_before_decision, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_restart_master_after_decision, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lost_state_resync, setup, teardown),

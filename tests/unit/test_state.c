@@ -58,6 +58,9 @@ static void sample(struct chan_state *s)
 	s->max_rotation = 42;
 	s->last_rotation = 42;
 	s->last_result = QKD_RES_OK;
+	s->rotations_ok = 40;
+	s->rotations_failed = 2;
+	s->rotations_deferred = 1;
 	strcpy(s->last_detail, "");
 	s->nmarks = 2;
 	strcpy(s->marks[0].sender, "SAE-A");
@@ -112,10 +115,13 @@ static void test_roundtrip(void **state)
 	assert_string_equal(b.marks[1].sender, "SAE-C");
 	assert_int_equal(b.marks[1].seq, 4294967295u);
 	assert_int_equal(b.marks[0].epoch, 3);
+	assert_int_equal(b.rotations_ok, 40);
+	assert_int_equal(b.rotations_failed, 2);
+	assert_int_equal(b.rotations_deferred, 1);
 
 	/* every phase and result survives */
 	for (uint8_t ph = STATE_PHASE_FETCHING; ph < STATE_PHASE_COUNT; ph++) {
-		for (uint8_t r = 0; r <= QKD_RES_INTERNAL; r++) {
+		for (uint8_t r = 0; r <= QKD_RES_MAX; r++) {
 			a.phase = ph;
 			a.last_result = r;
 			strcpy(a.last_detail, "key lost \"x\"");
@@ -286,6 +292,18 @@ static void test_invalid_members(void **state)
 	    {"\"marks\":[", "\"marks\":[{\"sender\":\"A\",\"epoch\":1,\"seq\":1},", "twice"},
 	    {"\"current\":{", "\"current\":{\"rotation\":1,", "duplicate object key"},
 	    {"\"marks\":[{\"sender\":\"A\",\"epoch\":1,\"seq\":2}]", "\"marks\":{}", "marks"},
+	    /* counts: optional (older files), strict when present */
+	    {"\"max_rotation\":5,", "\"max_rotation\":5,\"counts\":[],",
+	     "counts: must be an object"},
+	    {"\"max_rotation\":5,", "\"max_rotation\":5,\"counts\":{\"completed\":1,\"failed\":0},",
+	     "\"deferred\" is missing"},
+	    {"\"max_rotation\":5,",
+	     "\"max_rotation\":5,\"counts\":{\"completed\":-1,\"failed\":0,\"deferred\":0},",
+	     "counts.completed"},
+	    {"\"max_rotation\":5,",
+	     "\"max_rotation\":5,\"counts\":{\"completed\":1,\"failed\":0,\"deferred\":0,"
+	     "\"x\":1},",
+	     "unknown member \"x\""},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		char doc[2048];

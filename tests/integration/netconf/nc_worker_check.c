@@ -77,7 +77,7 @@ int main(int argc, char **argv)
 	}
 	struct push_job j = {{argv[6], "gcm-aes-xpn-256",
 	                      "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-	                      argv[7], NULL, false},
+	                      argv[7], NULL, false, NULL, 0},
 	                     {NC_CFG_NS_NONE, false, 0, NULL},
 	                     ""};
 	uint64_t id;
