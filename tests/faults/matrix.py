@@ -53,7 +53,7 @@ class Tap:
         if not ok:
             if not todo:
                 self.failed += 1
-            for x in str(diag).splitlines()[:25]:
+            for x in str(diag).splitlines()[:100]:
                 print("#   " + x)
         sys.stdout.flush()
         return ok
@@ -279,8 +279,11 @@ def end_check(lab, ctx, row, offs, c0, poller, t_row):
                       "--ca", agents.CHANNELS[CH]["ca"], "--ckn",
                       "%s=%s" % (agents.CHANNELS[CH]["ca"], agents.expected_ckn(CH, k)), "--wait", "5"], timeout=120)
         if rc != 0:
-            problems.append("after recovery the routers do not both hold the key the agents report (%s): %s" % (
-                k, out.strip()))
+            logs = log_since(lab, offs)
+            problems.append("after recovery the routers do not both hold the key the agents report (%s): %s\n"
+                            "the logs during the row:\n%s" % (k, out.strip(), "\n".join(
+                                "%s: %s" % (x.upper(), line) for x in sorted(logs)
+                                for line in logs[x].splitlines()[-40:] if "HELLO" not in line)))
     # rotations work again: one more rotation completes
     if not why:
         k2, took, why2 = wait_new_key(lab, k, 40)
@@ -615,8 +618,7 @@ def router_netconfd_down(ctx):
     try:
         rotate(lab)
         wait_outcome(lab, c0, 8)
-        time.sleep(1)
-        k1 = agents.settled(lab, CH)[0]
+        k1 = agents.wait_settled(lab, CH, 15)[0]
         ctx.checks.append((k1 == k0, "with router B's NETCONF server down the channel did not move to a new key "
                            "(%s)" % k1, agents.raw_status(lab)))
     finally:
@@ -660,7 +662,7 @@ def router_hostkey(ctx):
         c1 = counters(lab) or c0
         if c1[1] > c0[1]:  # it failed: the retry connects anew
             wait_outcome(lab, c0, 30, 2)
-        k1 = agents.settled(lab, CH)[0]
+        k1 = agents.wait_settled(lab, CH, 15)[0]
         ctx.checks.append((k1 == k0, "with the changed host key the channel did not move to a new key (%s)" % k1,
                            agents.raw_status(lab)))
     finally:
@@ -819,7 +821,7 @@ def hostile_flood(ctx):
     procs = [subprocess.Popen(["tcpreplay", "-q", "--topspeed", "--loop=0", "-i", tx, pc],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for tx, pc in floods]
     n = 20 if ctx.full else 2
-    min_s = 60 if ctx.full else 6
+    min_s = 60 if ctx.full else 5
     done = 0
     i = 0
     try:
@@ -876,9 +878,8 @@ def have_impair(lab):
 
 
 def impair(lab, *args):
-    rc, out = sh(["sh", LAB_SH, "impair", lab] + list(args), timeout=30)
-    if rc != 0:
-        raise RuntimeError("lab.sh impair %s: %s" % (" ".join(args), out.strip()))
+    """A command to the impairment relay (agents.impair, tests/lab/agents.py)."""
+    return agents.impair(lab, *args)
 
 
 def frames_row(settings, rotations_full, rotations_reduced, partition_s=None):
@@ -891,7 +892,7 @@ def frames_row(settings, rotations_full, rotations_reduced, partition_s=None):
             if partition_s is not None:
                 impair(lab, "partition", "on")
                 rotate(lab)
-                time.sleep(partition_s if ctx.full else min(partition_s, 15))
+                time.sleep(partition_s if ctx.full else min(partition_s, 10))
                 impair(lab, "partition", "off")
             for i in range(n):
                 k0 = agents.settled(lab, CH)[0]
@@ -904,7 +905,8 @@ def frames_row(settings, rotations_full, rotations_reduced, partition_s=None):
                 impair(lab, "reset")
             except RuntimeError as e:
                 ctx.notes.append(str(e))
-        ctx.no_name = "frame impairment: retransmissions (no error to name)"
+        if partition_s is None:
+            ctx.no_name = "frame impairment: retransmissions (no error to name)"
     return f
 
 
@@ -918,16 +920,17 @@ def rows_all():
         ("html", "html", 1, r"html|http-500|\b500\b"),
         ("empty", "empty", 1, r"empty body|empty|end of (file|text|input)|not JSON"),
         ("truncated", "truncate", 1, r"pars|json|truncat"),
-        ("wrong-length", "wrong_len", 1, r"length|bytes|size"),
+        ("wrong-length", "wrong_len", 1, r"length|bytes|octets|size"),
         ("fewer", "fewer", 1, r"count|fewer|keys? .*asked|expected 1"),
         ("reordered", "reorder", 1, None),
         ("wrong-cert", "wrong_cert", 1, r"identity|KME-WRONG|certificate"),
     ]
-    f2 = "F2: slave-side KME reply faults logged only as 'key lost', the cause not named"
+    # F2 (slave-side KME faults named only 'key lost') is fixed in a107fcc; what
+    # is left: the cause cut off by the detail's length when the key_ID comes first
+    f2b = "F2b: the slave's detail 'key lost: key container: key <key_ID>...' is cut before the cause"
     for name, sw, v, rx in kme:
         for side, k in (("master", "KME-A"), ("slave", "KME-B")):
-            todo = f2 if side == "slave" and name in ("delay", "hang", "empty", "truncated", "wrong-length",
-                                                      "fewer") else None
+            todo = f2b if side == "slave" and name == "wrong-length" else None
             if name == "reordered":
                 R.append(Row("kme-%s-%s" % (name, side), "KME", kme_row(sw, v, k, wait_fail=False),
                              "keys in reverse order at %s (%s's KME): one key per request, harmless" % (k, side)))
@@ -947,12 +950,9 @@ def rows_all():
             r"router|netconf|connect|session|closed"),
         Row("router-netconfd-down", "router", router_netconfd_down,
             "router B's NETCONF server down (sshd up) for a whole rotation",
-            r"router (stage|confirm)[^\n]*(netconf|connect|subsystem|closed|refused|session)",
-            todo="F1: a router job that cannot connect is reported as success"),
+            r"router (stage|confirm)[^\n]*(netconf|connect|subsystem|closed|refused|session)"),
         Row("router-hostkey-changed", "router", router_hostkey,
-            "router B's SSH host key changed", r"host.?key",
-            todo="F1: a router job that cannot connect is reported as success: the slave 'stages' and "
-                 "'confirms' without its router"),
+            "router B's SSH host key changed", r"host.?key"),
         Row("router-slow-commit", "router", router_slow_commit,
             "router B's netconfd SIGSTOPped 4 s during the stage", None),
         Row("agent-sigkill-master", "agent", agent_kills(MASTER),
@@ -967,13 +967,14 @@ def rows_all():
             "agent B's state file: 8 random bytes overwritten while stopped", r"state (refused|unreadable)"),
         Row("hostile-flood", "hostile", hostile_flood,
             "forged and replayed frames at line rate on both ports (tcpreplay --topspeed)"),
-        Row("frames-loss", "frames", frames_row(["loss=0.3"], 20, 2), "30% frame loss"),
-        Row("frames-dup", "frames", frames_row(["dup=0.1"], 20, 2), "10% duplication"),
-        Row("frames-reorder", "frames", frames_row(["reorder=0.3", "delay=20"], 20, 2), "reordering"),
-        Row("frames-corrupt", "frames", frames_row(["corrupt=0.01"], 20, 2), "1% corrupted bits"),
-        Row("frames-partition", "frames", frames_row([], 1, 1, partition_s=120), "a 2-minute partition"),
+        Row("frames-loss", "frames", frames_row(["loss=0.3"], 20, 1), "30% frame loss"),
+        Row("frames-dup", "frames", frames_row(["dup=0.1"], 20, 1), "10% duplication"),
+        Row("frames-reorder", "frames", frames_row(["reorder=0.3", "delay=20"], 20, 1), "reordering"),
+        Row("frames-corrupt", "frames", frames_row(["corrupt=0.01"], 20, 1), "1% corrupted bits"),
+        Row("frames-partition", "frames", frames_row([], 1, 1, partition_s=120),
+            "a 2-minute partition (10 s reduced)", r"dead|no HELLO"),
         Row("frames-all", "frames", frames_row(["loss=0.3", "dup=0.1", "reorder=0.3", "delay=20",
-                                                "corrupt=0.01"], 500, 5), "all frame impairments at once"),
+                                                "corrupt=0.01"], 500, 3), "all frame impairments at once"),
     ]
     return R
 
@@ -1011,11 +1012,16 @@ def inside(lab, args):
         if agents.dead_agents(lab):
             ok, out = agents.start_agents(lab)
             note("agents restarted after row %s: %s" % (row.name, out.strip()))
+        write_results(args, results)  # after every row: a long run stopped early keeps what it did
+    write_results(args, results)
+    return 0 if TAP.failed == 0 else 1
+
+
+def write_results(args, results):
     with open(args.json, "w") as f:
-        json.dump({"full": args.full, "seed": args.seed, "rows": results}, f, indent=1)
+        json.dump({"full": args.full, "seed": args.seed, "kills": args.kills, "rows": results}, f, indent=1)
     with open(args.markdown, "w") as f:
         f.write(markdown(results))
-    return 0 if TAP.failed == 0 else 1
 
 
 def outside(args):
