@@ -420,11 +420,8 @@ def kme_row(switch, value, kme, wait_fail=True):
         c0 = counters(lab)
         agents.kme_fault(lab, "set?kme=%s&%s=%s" % (kme, switch, value))
         rotate(lab)
-        if wait_fail:
-            if not wait_outcome(lab, c0, 30):
-                ctx.notes.append("no rotation ended while %s=%s at %s" % (switch, value, kme))
-        else:
-            time.sleep(3)
+        if not wait_outcome(lab, c0, 30 if wait_fail else 10):
+            ctx.notes.append("no rotation ended while %s=%s at %s" % (switch, value, kme))
         agents.kme_fault(lab, "reset")
     return f
 
@@ -522,7 +519,7 @@ def router_lock_held(ctx):
     try:
         m.lock("candidate")
         rotate(lab)
-        hold = 10 if ctx.full else 6
+        hold = 10 if ctx.full else 5
         t = time.monotonic()
         wait_outcome(lab, c0, hold)
         time.sleep(max(0.0, hold - (time.monotonic() - t)))
@@ -714,7 +711,7 @@ def router_slow_commit(ctx):
 def agent_kills(victim):
     def f(ctx):
         lab = ctx.lab
-        n = ctx.kills if ctx.kills is not None else (200 if ctx.full else 2)
+        n = ctx.kills if ctx.kills is not None else (200 if ctx.full else 1)
         killed_ok = 0
         completed = 0
         for i in range(n):
@@ -959,7 +956,7 @@ def rows_all():
         Row("router-commit-refused", "router", router_commit_refused,
             "router B refuses the commit (a must on the CKN)", r"frozen|refused|COMMIT_FAILED"),
         Row("router-lock-held", "router", router_lock_held,
-            "router B's candidate locked by another session for 10 s (6 s reduced)", r"lock"),
+            "router B's candidate locked by another session for 10 s (5 s reduced)", r"lock"),
         Row("router-netconfd-restart", "router", router_netconfd_restart,
             "router B's netconfd killed during agent B's stage, started 2 s later",
             r"router|netconf|connect|session|closed"),
