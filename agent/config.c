@@ -1282,6 +1282,16 @@ static int parse_root(struct ctx *c, const json_t *root, struct agent_config *cf
 	return 0;
 }
 
+/* Error messages quote the file (jansson's syntax errors show the text near
+ * the error; member names come from it): one line of printable ASCII, so no
+ * newline or escape sequence of a file reaches a log or a terminal. */
+static void printable(char *s)
+{
+	for (; s && *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+			*s = '?';
+}
+
 int config_from_json(const char *name, const json_t *root, struct agent_config *cfg, char *err,
                      size_t errlen)
 {
@@ -1292,6 +1302,8 @@ int config_from_json(const char *name, const json_t *root, struct agent_config *
 		return oom(&c);
 	if (parse_root(&c, root, cfg) < 0) {
 		config_free(cfg);
+		if (errlen > 0)
+			printable(err);
 		return -1;
 	}
 	return 0;
@@ -1310,6 +1322,7 @@ int config_parse(const char *name, const char *text, size_t len, struct agent_co
 	if (root == NULL) {
 		snprintf(err, errlen, "%s:%d:%d: JSON syntax error: %s", c.file, je.line, je.column,
 		         je.text);
+		printable(err);
 		return -1;
 	}
 	int rc = config_from_json(name, root, cfg, err, errlen);

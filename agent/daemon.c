@@ -346,10 +346,11 @@ static void kme_cb(void *arg, const struct kme_error *err, struct kme_keys *keys
 	} else {
 		ev.kme = kme_map(r, err);
 		copy_str(detail, sizeof detail, err->text[0] ? err->text : kme_err_name(err->code));
-		/* the machine logs the outcome at its level; this is the detail */
-		log_debug(d->log, "channel %u %s: rotation %u: KME %s: %s", (unsigned)c->id,
-		          role_word(c), (unsigned)r->rotation, r->dec ? "dec_keys" : "enc_keys",
-		          err->text);
+		/* the machine logs the outcome with a detail cut to fit an ACK;
+		 * this line keeps the KME's whole message */
+		log_info(d->log, "channel %u %s: rotation %u: KME %s failed: %s", (unsigned)c->id,
+		         role_word(c), (unsigned)r->rotation, r->dec ? "dec_keys" : "enc_keys",
+		         err->text);
 	}
 	ev.detail = detail[0] ? detail : NULL;
 	free(r);
@@ -573,14 +574,27 @@ static enum nc_err rjob_run(struct nc_session **sp, void *arg, struct nc_error *
 			rc = rb.code;
 			break;
 		}
+		/* a running config with the new CKN proves a confirm only if no
+		 * confirmed commit is pending any more: the confirm succeeded, or
+		 * the server answered that none is (operation-failed, "not active",
+		 * e.g. confirmed before a restart). After a lost reply or another
+		 * refusal the stage may still be pending and roll back: unknown, so
+		 * the machine confirms again. */
+		bool settled = op == NC_OK || (op == NC_E_RPC && e->nrpc > 0 &&
+		                               strcmp(e->rpc[0].tag, "operation-failed") == 0);
 		rc = NC_OK;
 		nc_error_clear(e);
 		if (j->op == ROT_OP_CONFIRM)
-			j->result = has ? ROT_ROUTER_OK : ROT_ROUTER_ROLLED_BACK;
+			j->result = !has      ? ROT_ROUTER_ROLLED_BACK
+			            : settled ? ROT_ROUTER_OK
+			                      : ROT_ROUTER_FAILED;
 		else
 			j->result = has ? ROT_ROUTER_FAILED : ROT_ROUTER_OK;
 		if (j->op == ROT_OP_CANCEL && has)
 			copy_str(j->detail, sizeof j->detail, "new key still in running");
+		if (j->op == ROT_OP_CONFIRM && j->result == ROT_ROUTER_FAILED)
+			copy_str(j->detail, sizeof j->detail,
+			         "confirm not acknowledged, the stage may still be pending");
 		break;
 	}
 	}
@@ -731,10 +745,16 @@ static int stage_wait(struct channel *c, struct rjob *j, uint32_t holder)
 	LIST_LINK(d->waits, j);
 	c->router_out++;
 	c->waiting++;
-	log_info(d->log,
-	         "channel %u %s: rotation %u: stage waits for the router (channel %u is "
-	         "rotating)",
-	         (unsigned)c->id, role_word(c), (unsigned)j->rotation, (unsigned)holder);
+	if (holder)
+		log_info(d->log,
+		         "channel %u %s: rotation %u: stage waits for the router (channel %u is "
+		         "rotating)",
+		         (unsigned)c->id, role_word(c), (unsigned)j->rotation, (unsigned)holder);
+	else
+		log_info(d->log,
+		         "channel %u %s: rotation %u: stage waits for the router (behind other "
+		         "stages)",
+		         (unsigned)c->id, role_word(c), (unsigned)j->rotation);
 	return 0;
 }
 
@@ -810,7 +830,14 @@ static uint32_t router_holder(const struct qkdlinkd *d, uint32_t except)
 static void router_release(struct qkdlinkd *d)
 {
 	while (d->waits && !d->stopping && router_holder(d, 0) == 0) {
+		/* the highest channel first: every stage still waiting is then
+		 * lower than the router's new holder, as when it began to wait, so
+		 * a wait never points from a higher channel to a lower one and two
+		 * agents cannot wait for each other's router (protocol.md 10.1) */
 		struct rjob *j = d->waits;
+		for (struct rjob *w = d->waits; w; w = w->next)
+			if (w->chan > j->chan)
+				j = w;
 		LIST_UNLINK(d->waits, j);
 		event_free(j->wait_ev);
 		j->wait_ev = NULL;
@@ -833,6 +860,13 @@ static void router_release(struct qkdlinkd *d)
 			chan_handle(c, &ev);
 		}
 	}
+}
+
+static void router_release_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	router_release(arg);
 }
 
 /* A router failure found before submitting, reported on the next turn. */
@@ -918,7 +952,22 @@ static void chan_router(struct channel *c, const struct rot_action *a, bool fina
 		fail = "no router worker";
 	uint32_t holder = 0;
 	bool busy = false;
-	if (!fail && j->op == ROT_OP_STAGE && (holder = router_holder(d, c->id)) != 0) {
+	if (!fail && j->op == ROT_OP_STAGE && (holder = router_holder(d, c->id)) == 0 && d->waits) {
+		/* nobody holds the router, but stages wait for it: queue behind
+		 * them, router_release() picks the highest */
+		struct timeval zero = {0, 0};
+		if (stage_wait(c, j, 0) == 0) {
+			/* on the next turn: never re-enter a machine from its actions */
+			if (event_base_once(d->base, -1, EV_TIMEOUT, router_release_cb, d, &zero) !=
+			    0)
+				log_msg(d->log, LOG_ERR,
+				        "channel %u: cannot schedule the router queue",
+				        (unsigned)c->id);
+			return;
+		}
+		fail = "out of memory";
+	}
+	if (!fail && j->op == ROT_OP_STAGE && holder != 0) {
 		/* the lower channel waits, the higher gives way: two agents whose
 		 * channels cross (opposite roles) cannot wait for each other */
 		char why[QKD_DETAIL_MAX + 1];

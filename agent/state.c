@@ -461,10 +461,15 @@ enum state_err state_parse(const char *buf, size_t len, const char *what, struct
 		             STATE_FILE_MAX);
 	json_error_t je;
 	json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
-	if (root == NULL)
+	if (root == NULL) {
+		/* jansson quotes the text near the error: one printable line */
+		for (char *c = je.text; *c; c++)
+			if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
+				*c = '?';
 		return failf(STATE_E_CORRUPT, err, errlen,
 		             "%s: not valid JSON (truncated?) at line %d column %d: %s", what,
 		             je.line, je.column, je.text);
+	}
 	struct chan_state tmp;
 	memset(&tmp, 0, sizeof tmp);
 	enum state_err rc = parse_obj(&p, root, &tmp);
