@@ -11,6 +11,7 @@
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make demo       the two-site lab: two agents rotating keys live (Ctrl-C or
 #                   DEMO_SECONDS=N ends it and removes everything; docs/lab.md)
+#   make faults     the full fault matrix (docs/reliability.md), results in build/faults/
 #
 # Each module adds its sources, programs, tests and fuzz targets in its own
 # module.mk, included below; this file holds the generic rules.
@@ -58,6 +59,7 @@ include $(wildcard agent/*.mk)
 -include tests/impair/module.mk
 -include tests/bench/module.mk
 -include tests/soak/module.mk
+-include tests/faults/module.mk
 
 all: $(BINS) $(TOOLS)
 

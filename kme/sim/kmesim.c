@@ -63,6 +63,8 @@ struct kme {
 	SSL_CTX *ctx, *ctx_wrong;
 	struct evhttp *http;
 	int port;
+	struct faults
+	    f; /* this KME's own switches (admin /set?kme=ID&...), added to the global ones */
 };
 
 struct sae {
@@ -93,8 +95,9 @@ struct sim {
 	long key_size, min_key_size, max_key_size, max_key_per_request, max_key_count,
 	    max_sae_id_count, key_rate;
 	long pool_initial;
-	long *pools; /* nsaes x nsaes: keys the (master, slave) pair can still get */
-	struct faults f;
+	long *pools;       /* nsaes x nsaes: keys the (master, slave) pair can still get */
+	struct faults f;   /* switches of every KME */
+	struct faults req; /* those in force for the request being handled (global + its KME's) */
 	struct evhttp *admin;
 	char admin_listen[64];
 	int admin_port;
@@ -197,9 +200,9 @@ static void on_delay(evutil_socket_t fd, short what, void *arg)
 static void reply_raw(struct sim *s, struct evhttp_request *req, int code, const char *ctype,
                       char *body, size_t len)
 {
-	if (s->f.conn_close)
+	if (s->req.conn_close)
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-	if (s->f.hang) {
+	if (s->req.hang) {
 		OPENSSL_cleanse(body, len);
 		free(body);
 		return; /* never answered; evhttp frees it when the client goes */
@@ -215,14 +218,14 @@ static void reply_raw(struct sim *s, struct evhttp_request *req, int code, const
 	p->code = code;
 	p->body = body;
 	p->len = len;
-	p->ctype = s->f.text_type && code == 200 ? "text/plain" : ctype;
+	p->ctype = s->req.text_type && code == 200 ? "text/plain" : ctype;
 	p->sim = s;
 	p->next = s->pending;
 	s->pending = p;
-	if (s->f.delay_ms > 0) {
+	if (s->req.delay_ms > 0) {
 		p->conn = evhttp_request_get_connection(req);
 		p->timer = evtimer_new(s->base, on_delay, p);
-		struct timeval tv = {s->f.delay_ms / 1000, (s->f.delay_ms % 1000) * 1000};
+		struct timeval tv = {s->req.delay_ms / 1000, (s->req.delay_ms % 1000) * 1000};
 		if (p->conn && p->timer && evtimer_add(p->timer, &tv) == 0) {
 			evhttp_connection_set_closecb(p->conn, on_conn_close, s);
 			return;
@@ -261,6 +264,33 @@ static int reply_err(struct sim *s, struct evhttp_request *req, int code, json_t
 	return code;
 }
 
+/* The switches in force at KME k: the global ones plus k's own (either set
+ * turns a switch on; the larger delay wins; k's TLS restriction first). */
+static struct faults effective(const struct faults *g, const struct faults *k)
+{
+	struct faults e = *g;
+	e.delay_ms = k->delay_ms > e.delay_ms ? k->delay_ms : e.delay_ms;
+	e.relay_ms = k->relay_ms > e.relay_ms ? k->relay_ms : e.relay_ms;
+	e.fail503 = g->fail503 + k->fail503;
+	e.hang |= k->hang;
+	e.html |= k->html;
+	e.empty |= k->empty;
+	e.truncate |= k->truncate;
+	e.wrong_len |= k->wrong_len;
+	e.fewer |= k->fewer;
+	e.reorder |= k->reorder;
+	e.nulls |= k->nulls;
+	e.conn_close |= k->conn_close;
+	e.wrong_cert |= k->wrong_cert;
+	e.try_later |= k->try_later;
+	e.nonv4 |= k->nonv4;
+	e.ext_optional_strict |= k->ext_optional_strict;
+	e.text_type |= k->text_type;
+	if (k->tls)
+		e.tls = k->tls;
+	return e;
+}
+
 /* ---- key store ---- */
 
 static double mono(void)
@@ -275,7 +305,7 @@ static void uuid(struct sim *s, char out[37])
 	uint8_t b[16];
 	if (RAND_bytes(b, sizeof b) != 1)
 		memset(b, 0x5a, sizeof b);
-	b[6] = (uint8_t)((b[6] & 0x0f) | (s->f.nonv4 ? 0x10 : 0x40));
+	b[6] = (uint8_t)((b[6] & 0x0f) | (s->req.nonv4 ? 0x10 : 0x40));
 	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
 	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
 	         b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
@@ -342,7 +372,7 @@ static char *b64(const uint8_t *p, size_t n)
 /* The key container reply, with the body faults applied. */
 static int reply_keys(struct sim *s, struct evhttp_request *req, struct key **ks, size_t n)
 {
-	if (s->f.html) {
+	if (s->req.html) {
 		const char *h = "<!doctype html>\n<html><title>500 Internal Server Error</title>"
 		                "<h1>Internal Server Error</h1></html>\n";
 		char *t = strdup(h);
@@ -353,7 +383,7 @@ static int reply_keys(struct sim *s, struct evhttp_request *req, struct key **ks
 		reply_raw(s, req, 500, "text/html; charset=utf-8", t, strlen(h));
 		return 500;
 	}
-	if (s->f.empty) {
+	if (s->req.empty) {
 		char *t = calloc(1, 1);
 		if (t == NULL) {
 			evhttp_send_error(req, 500, NULL);
@@ -363,17 +393,17 @@ static int reply_keys(struct sim *s, struct evhttp_request *req, struct key **ks
 		return 200;
 	}
 	json_t *arr = json_array();
-	size_t m = s->f.fewer && n > 0 ? n - 1 : n;
+	size_t m = s->req.fewer && n > 0 ? n - 1 : n;
 	for (size_t i = 0; i < m; i++) {
-		struct key *k = ks[s->f.reorder ? n - 1 - i : i];
-		size_t len = s->f.wrong_len && k->len > 1 ? k->len - 1 : k->len;
+		struct key *k = ks[s->req.reorder ? n - 1 - i : i];
+		size_t len = s->req.wrong_len && k->len > 1 ? k->len - 1 : k->len;
 		char *t = b64(k->bytes, len);
 		json_t *e = json_pack("{ss ss}", "key_ID", k->id, "key", t ? t : "");
 		if (t) {
 			OPENSSL_cleanse(t, strlen(t));
 			free(t);
 		}
-		if (s->f.nulls) {
+		if (s->req.nulls) {
 			json_object_set_new(e, "key_ID_extension", json_null());
 			json_object_set_new(e, "key_extension", json_null());
 			json_object_set_new(e, "vendor_x_member", json_string("ignored"));
@@ -381,7 +411,7 @@ static int reply_keys(struct sim *s, struct evhttp_request *req, struct key **ks
 		json_array_append_new(arr, e);
 	}
 	json_t *j = json_pack("{so}", "keys", arr);
-	if (s->f.nulls) {
+	if (s->req.nulls) {
 		json_object_set_new(j, "key_container_extension", json_null());
 		json_object_set_new(j, "easy_kme_certificate_extension", json_pack("{si}", "v", 1));
 	}
@@ -392,7 +422,7 @@ static int reply_keys(struct sim *s, struct evhttp_request *req, struct key **ks
 		return 500;
 	}
 	size_t len = strlen(t);
-	if (s->f.truncate)
+	if (s->req.truncate)
 		len /= 2;
 	reply_raw(s, req, 200, "application/json", t, len);
 	return 200;
@@ -439,7 +469,7 @@ static int do_status(struct sim *s, struct kme *k, struct evhttp_request *req, s
 	    (json_int_t)s->max_key_per_request, "max_key_size", (json_int_t)s->max_key_size,
 	    "min_key_size", (json_int_t)s->min_key_size, "max_SAE_ID_count",
 	    (json_int_t)s->max_sae_id_count);
-	if (s->f.nulls) {
+	if (s->req.nulls) {
 		json_object_set_new(j, "status_extension", json_null());
 		json_object_set_new(j, "vendor_x_member", json_true());
 	}
@@ -524,7 +554,7 @@ static int do_enc(struct sim *s, struct kme *kme, struct evhttp_request *req, st
 		json_decref(det);
 	}
 	json_t *opt = json_object_get(rq, "extension_optional");
-	if (s->f.ext_optional_strict && json_is_array(opt) && json_array_size(opt) > 0)
+	if (s->req.ext_optional_strict && json_is_array(opt) && json_array_size(opt) > 0)
 		return reply_err(s, req, 400, NULL,
 		                 "not all extension_optional request options handled");
 	/* every listed slave's pair must have the keys (multicast draws from each) */
@@ -537,7 +567,7 @@ static int do_enc(struct sim *s, struct kme *kme, struct evhttp_request *req, st
 			avail = have;
 	}
 	if (avail < number) {
-		if (s->f.try_later)
+		if (s->req.try_later)
 			return reply_err(
 			    s, req, 400, NULL,
 			    "Not enough keys available for this request. Try again later.");
@@ -571,7 +601,7 @@ static int do_enc(struct sim *s, struct kme *kme, struct evhttp_request *req, st
 		uuid(s, k->id);
 		snprintf(k->master, sizeof k->master, "%s", me->id);
 		k->origin = kme;
-		k->ready_at = mono() + (double)s->f.relay_ms / 1000.0;
+		k->ready_at = mono() + (double)s->req.relay_ms / 1000.0;
 		for (int p = 0; p < nslaves; p++)
 			snprintf(k->slaves[p], sizeof k->slaves[p], "%s", slaves[p]);
 		k->nslaves = nslaves;
@@ -668,6 +698,7 @@ static void api(struct evhttp_request *req, void *arg)
 	const char *query = u ? evhttp_uri_get_query(u) : NULL;
 	char *sae_dec = NULL;
 
+	s->req = effective(&s->f, &k->f);
 	if (peer_cn(req, cn, sizeof cn) == NULL) {
 		code = reply_err(s, req, 401, NULL, "no usable client certificate CN");
 		goto log;
@@ -696,8 +727,11 @@ static void api(struct evhttp_request *req, void *arg)
 		code = reply_err(s, req, 405, NULL, "method not allowed");
 		goto log;
 	}
-	if (s->f.fail503 > 0) {
-		s->f.fail503--;
+	if (s->f.fail503 > 0 || k->f.fail503 > 0) {
+		if (s->f.fail503 > 0)
+			s->f.fail503--;
+		else
+			k->f.fail503--;
 		code = reply_err(s, req, 503, NULL, "injected fault: service unavailable");
 		goto log;
 	}
@@ -790,7 +824,7 @@ static void api(struct evhttp_request *req, void *arg)
 	}
 log:
 	logf_(s, "%s %s %s %s -> %d%s%s%s", k->id, cn[0] ? cn : "-", method, uri ? uri : "?", code,
-	      logids[0] ? " key_IDs" : "", logids, s->f.hang ? " (hang)" : "");
+	      logids[0] ? " key_IDs" : "", logids, s->req.hang ? " (hang)" : "");
 	json_decref(rq);
 	free(sae_dec);
 }
@@ -801,13 +835,14 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
 {
 	struct kme *k = arg;
 	struct sim *s = k->sim;
-	SSL *ssl = SSL_new(s->f.wrong_cert && k->ctx_wrong ? k->ctx_wrong : k->ctx);
+	struct faults f = effective(&s->f, &k->f);
+	SSL *ssl = SSL_new(f.wrong_cert && k->ctx_wrong ? k->ctx_wrong : k->ctx);
 	if (ssl == NULL)
 		return NULL;
 	s->connections++;
-	if (s->f.tls == 12)
+	if (f.tls == 12)
 		SSL_set_max_proto_version(ssl, TLS1_2_VERSION);
-	else if (s->f.tls == 13)
+	else if (f.tls == 13)
 		SSL_set_min_proto_version(ssl, TLS1_3_VERSION);
 	return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
 	                                      BEV_OPT_CLOSE_ON_FREE);
@@ -838,21 +873,40 @@ static SSL_CTX *server_ctx(const char *ca, const char *cert, const char *key)
 
 /* ---- admin ---- */
 
-static void faults_json(struct sim *s, struct evhttp_request *req)
+/* The switches of f as a JSON object. */
+static json_t *faults_obj(const struct faults *f)
 {
-	struct faults *f = &s->f;
 	json_t *j = json_pack(
-	    "{si sb si sb sb sb sb sb sb sb sb sb sb sb sb si si si}", "delay_ms",
+	    "{si sb si sb sb sb sb sb sb sb sb sb sb sb sb si}", "delay_ms",
 	    (json_int_t)f->delay_ms, "hang", f->hang, "fail503", (json_int_t)f->fail503, "html",
 	    f->html, "empty", f->empty, "truncate", f->truncate, "wrong_len", f->wrong_len, "fewer",
 	    f->fewer, "reorder", f->reorder, "nulls", f->nulls, "conn_close", f->conn_close,
 	    "wrong_cert", f->wrong_cert, "try_later", f->try_later, "nonv4", f->nonv4,
-	    "ext_optional_strict", f->ext_optional_strict, "tls", f->tls, "pool",
-	    (json_int_t)pool_min(s), "stored_keys", (json_int_t)s->nkeys);
-	json_object_set_new(j, "connections", json_integer((json_int_t)s->connections));
-	json_object_set_new(j, "text_type", json_boolean(f->text_type));
-	json_object_set_new(j, "relay_ms", json_integer((json_int_t)f->relay_ms));
-	char *t = json_dumps(j, JSON_COMPACT);
+	    "ext_optional_strict", f->ext_optional_strict, "tls", f->tls);
+	if (j) {
+		json_object_set_new(j, "text_type", json_boolean(f->text_type));
+		json_object_set_new(j, "relay_ms", json_integer((json_int_t)f->relay_ms));
+	}
+	return j;
+}
+
+/* GET /faults: the global switches at the top level (as before per-KME
+ * switches existed), the pool, and "kmes": each KME's own switches. */
+static void faults_json(struct sim *s, struct evhttp_request *req)
+{
+	json_t *j = faults_obj(&s->f);
+	json_t *per = json_object();
+	if (j && per) {
+		json_object_set_new(j, "pool", json_integer((json_int_t)pool_min(s)));
+		json_object_set_new(j, "stored_keys", json_integer((json_int_t)s->nkeys));
+		json_object_set_new(j, "connections", json_integer((json_int_t)s->connections));
+		for (size_t i = 0; i < s->nkmes; i++)
+			json_object_set_new(per, s->kmes[i].id, faults_obj(&s->kmes[i].f));
+		json_object_set_new(j, "kmes", per);
+		per = NULL;
+	}
+	json_decref(per);
+	char *t = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
 	struct evbuffer *b = evbuffer_new();
 	if (t && b)
@@ -865,14 +919,14 @@ static void faults_json(struct sim *s, struct evhttp_request *req)
 		evbuffer_free(b);
 }
 
-static int set_fault(struct sim *s, const char *name, const char *value)
+/* Sets switch name in f (pool: the simulator's, whatever f is). */
+static int set_fault(struct sim *s, struct faults *f, const char *name, const char *value)
 {
 	char *end;
 	errno = 0;
 	long v = strtol(value, &end, 10);
 	if (errno || *end || end == value || v < 0 || v > INT_MAX)
 		return -1;
-	struct faults *f = &s->f;
 	struct {
 		const char *n;
 		bool *b;
@@ -912,6 +966,16 @@ static int set_fault(struct sim *s, const char *name, const char *value)
 	return 0;
 }
 
+static struct kme *find_kme(struct sim *s, const char *id)
+{
+	for (size_t i = 0; i < s->nkmes; i++)
+		if (strcmp(s->kmes[i].id, id) == 0)
+			return &s->kmes[i];
+	return NULL;
+}
+
+/* GET /set?NAME=VALUE...: every KME's switches; with kme=ID (anywhere in the
+ * query) only that KME's. GET /reset clears all, GET /faults shows them. */
 static void admin(struct evhttp_request *req, void *arg)
 {
 	struct sim *s = arg;
@@ -920,6 +984,8 @@ static void admin(struct evhttp_request *req, void *arg)
 	const char *query = u ? evhttp_uri_get_query(u) : NULL;
 	if (path && strcmp(path, "/reset") == 0) {
 		memset(&s->f, 0, sizeof s->f);
+		for (size_t i = 0; i < s->nkmes; i++)
+			memset(&s->kmes[i].f, 0, sizeof s->kmes[i].f);
 		logf_(s, "admin reset");
 		faults_json(s, req);
 		return;
@@ -931,15 +997,33 @@ static void admin(struct evhttp_request *req, void *arg)
 			evhttp_send_error(req, 400, "bad query");
 			return;
 		}
+		struct faults *target = &s->f;
+		const char *scope = "";
 		struct evkeyval *kv;
 		TAILQ_FOREACH(kv, &q, next)
 		{
-			if (set_fault(s, kv->key, kv->value) != 0) {
+			if (strcmp(kv->key, "kme") != 0)
+				continue;
+			struct kme *k = find_kme(s, kv->value);
+			if (k == NULL || target != &s->f) {
+				evhttp_clear_headers(&q);
+				evhttp_send_error(req, 400, "unknown KME or kme= given twice");
+				return;
+			}
+			target = &k->f;
+			scope = k->id;
+		}
+		TAILQ_FOREACH(kv, &q, next)
+		{
+			if (strcmp(kv->key, "kme") == 0)
+				continue;
+			if (set_fault(s, target, kv->key, kv->value) != 0) {
 				evhttp_clear_headers(&q);
 				evhttp_send_error(req, 400, "unknown fault or bad value");
 				return;
 			}
-			logf_(s, "admin set %s=%s", kv->key, kv->value);
+			logf_(s, "admin set %s=%s%s%s", kv->key, kv->value, scope[0] ? " at " : "",
+			      scope);
 		}
 		evhttp_clear_headers(&q);
 		faults_json(s, req);
@@ -949,7 +1033,7 @@ static void admin(struct evhttp_request *req, void *arg)
 		faults_json(s, req);
 		return;
 	}
-	evhttp_send_error(req, 404, "GET /faults, /set?NAME=VALUE..., /reset");
+	evhttp_send_error(req, 404, "GET /faults, /set?[kme=ID&]NAME=VALUE..., /reset");
 }
 
 /* ---- setup ---- */

@@ -139,6 +139,24 @@ curl -s "http://127.0.0.1:$(awk '$1=="admin"{print $2}' "$dir/ports")/set?ext_op
 conf "extension_optional behind its switch" 'not all extension_optional request options handled.* 400 ' \
 	"$(cu SAE-A "$A" /api/v1/keys/SAE-B/enc_keys -d '{"extension_optional":[{"abc_x":1}]}')"
 curl -s "http://127.0.0.1:$(awk '$1=="admin"{print $2}' "$dir/ports")/reset" >/dev/null
+# switches for one KME only (/set?kme=ID&...): the fault matrix faults a master's
+# KME apart from its slave's
+adm_url="http://127.0.0.1:$(awk '$1=="admin"{print $2}' "$dir/ports")"
+curl -s "$adm_url/set?kme=KME-B&fail503=1" >/dev/null
+conf "per-KME switch: fail503 at KME-B leaves KME-A alone" ' 200 application/json$' \
+	"$(cu SAE-A "$A" /api/v1/keys/SAE-B/status)"
+conf "per-KME switch: fail503 at KME-B answers 503 there" ' 503 application/json$' \
+	"$(cu SAE-B "$B" /api/v1/keys/SAE-A/status)"
+conf "per-KME switch: used up, KME-B answers 200 again" ' 200 application/json$' \
+	"$(cu SAE-B "$B" /api/v1/keys/SAE-A/status)"
+conf "per-KME switch: an unknown KME is refused (400)" '^400$' \
+	"$(curl -s -o /dev/null -w '%{http_code}' "$adm_url/set?kme=KME-NONE&hang=1")"
+curl -s "$adm_url/set?kme=KME-A&delay_ms=50" >/dev/null
+conf "per-KME switch: /faults shows it under kmes" '"kmes":\{"KME-A":\{"delay_ms":50' \
+	"$(curl -s "$adm_url/faults")"
+curl -s "$adm_url/reset" >/dev/null
+conf "per-KME switch: /reset clears every KME's switches" '"KME-A":\{"delay_ms":0' \
+	"$(curl -s "$adm_url/faults")"
 
 # a client without a certificate: handshake refused, no request logged
 before=$(grep -c '/api/v1/' "$dir/sim.log")

@@ -255,7 +255,8 @@ up() {
  "kmes": [
   {"id": "KME-A", "listen": "127.0.0.1:0", "cert": "$p/kme-KME-A.pem", "key": "$p/kme-KME-A.key",
    "wrong_cert": "$p/kme-wrong.pem", "wrong_key": "$p/kme-wrong.key"},
-  {"id": "KME-B", "listen": "127.0.0.1:0", "cert": "$p/kme-KME-B.pem", "key": "$p/kme-KME-B.key"},
+  {"id": "KME-B", "listen": "127.0.0.1:0", "cert": "$p/kme-KME-B.pem", "key": "$p/kme-KME-B.key",
+   "wrong_cert": "$p/kme-wrong.pem", "wrong_key": "$p/kme-wrong.key"},
   {"id": "KME-C", "listen": "127.0.0.1:0", "cert": "$p/kme-KME-C.pem", "key": "$p/kme-KME-C.key"}],
  "saes": [{"id": "SAE-A", "kme": "KME-A"}, {"id": "SAE-B", "kme": "KME-B"},
           {"id": "SAE-C", "kme": "KME-C"}]}
