@@ -53,6 +53,7 @@ include proto88b7/module.mk
 -include kme/module.mk
 -include netconf/module.mk
 include $(wildcard agent/*.mk)
+-include tests/fuzz/module.mk
 
 all: $(BINS) $(TOOLS)
 
