@@ -60,6 +60,7 @@ include $(wildcard agent/*.mk)
 -include tests/bench/module.mk
 -include tests/soak/module.mk
 -include tests/faults/module.mk
+-include tests/fuzz/module.mk
 
 all: $(BINS) $(TOOLS)
 

@@ -710,9 +710,11 @@ static void finish(struct kme_req *r, CURLcode cc)
 	} else if (http < 200 || http > 299) {
 		kme_parse_error_reply(http, ctype, r->resp, r->resp_len, &err);
 	} else if (!kme_ctype_json(ctype)) {
+		char ct[104];
+		kme_excerpt(ct, sizeof ct, ctype, strlen(ctype));
 		err.http_status = http;
-		kme_fail(&err, KME_E_PARSE, "HTTP %ld reply with Content-Type %.100s, not JSON",
-		         http, ctype);
+		kme_fail(&err, KME_E_PARSE, "HTTP %ld reply with Content-Type %s, not JSON", http,
+		         ct);
 	} else if (r->kind == K_STATUS) {
 		err.http_status = http;
 		if (kme_parse_status(r->resp ? r->resp : "", r->resp_len, &st, &err) == 0) {

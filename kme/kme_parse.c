@@ -389,12 +389,44 @@ int kme_b64_decode(const char *s, size_t slen, uint8_t *out, size_t cap, size_t 
 
 /* ---- replies ---- */
 
+/*
+ * Why jansson refused a body, without its je.text: that quotes the token it
+ * stopped in ("invalid escape near '\"U0VD...'"), which inside a key
+ * container is key material, and may hold control characters.
+ */
+static const char *json_reason(const json_error_t *je)
+{
+	switch (json_error_code(je)) {
+	case json_error_out_of_memory:
+		return "out of memory";
+	case json_error_stack_overflow:
+		return "nested too deep";
+	case json_error_invalid_utf8:
+		return "invalid UTF-8";
+	case json_error_premature_end_of_input:
+		return "premature end of input";
+	case json_error_end_of_input_expected:
+		return "data after the JSON value";
+	case json_error_invalid_syntax:
+		return "invalid syntax";
+	case json_error_null_character:
+	case json_error_null_byte_in_key:
+		return "NUL character";
+	case json_error_duplicate_key:
+		return "duplicate member";
+	case json_error_numeric_overflow:
+		return "number out of range";
+	default:
+		return "invalid JSON";
+	}
+}
+
 static json_t *load(const char *body, size_t len, struct kme_error *err)
 {
 	json_error_t je;
 	json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
 	if (j == NULL) {
-		kme_fail(err, KME_E_PARSE, "reply is not JSON (%s at offset %d)", je.text,
+		kme_fail(err, KME_E_PARSE, "reply is not JSON (%s at offset %d)", json_reason(&je),
 		         je.position);
 		OPENSSL_cleanse(&je, sizeof je); /* je.source/text may quote the body */
 		return NULL;
@@ -581,8 +613,10 @@ out:
 	return rc;
 }
 
-static void excerpt(char *dst, size_t cap, const char *body, size_t len)
+void kme_excerpt(char *dst, size_t cap, const char *body, size_t len)
 {
+	if (cap == 0)
+		return;
 	size_t o = 0;
 	bool space = false;
 	for (size_t i = 0; i < len && o + 4 < cap; i++) {
@@ -624,23 +658,24 @@ void kme_parse_error_reply(long status, const char *ctype, const char *body, siz
 	if (!json_is_string(m) && json_is_object(j))
 		m = json_object_get(j, "detail"); /* FastAPI */
 	if (json_is_string(m)) {
-		excerpt(err->message, sizeof err->message, json_string_value(m),
-		        json_string_length(m));
+		kme_excerpt(err->message, sizeof err->message, json_string_value(m),
+		            json_string_length(m));
 		json_t *d = json_object_get(j, "details");
 		if (d && !json_is_null(d)) {
 			char *s = json_dumps(d, JSON_COMPACT | JSON_ENCODE_ANY);
 			if (s) {
-				excerpt(err->details, sizeof err->details, s, strlen(s));
+				kme_excerpt(err->details, sizeof err->details, s, strlen(s));
 				jfree(s);
 			}
 		}
 	} else if (len == 0) {
 		snprintf(err->message, sizeof err->message, "(empty body)");
 	} else {
-		char ex[96];
-		excerpt(ex, sizeof ex, body, len);
-		snprintf(err->message, sizeof err->message, "(%s body) %s",
-		         ctype && *ctype ? ctype : "untyped", ex);
+		char ex[96], ct[64];
+		kme_excerpt(ex, sizeof ex, body, len);
+		kme_excerpt(ct, sizeof ct, ctype ? ctype : "", ctype ? strlen(ctype) : 0);
+		snprintf(err->message, sizeof err->message, "(%s body) %s", *ct ? ct : "untyped",
+		         ex);
 	}
 	json_decref(j);
 	snprintf(err->text, sizeof err->text, "KME replied HTTP %ld: %.220s%s%.220s", status,

@@ -77,6 +77,11 @@ bool kme_ctype_json(const char *ctype);
 void kme_parse_error_reply(long status, const char *ctype, const char *body, size_t len,
                            struct kme_error *err);
 
+/* Copies at most cap-1 octets of text that a peer sent (a body, a header)
+ * into dst for a message: runs of white space become one space, other
+ * control and non-ASCII octets '?', "..." marks a cut. */
+void kme_excerpt(char *dst, size_t cap, const char *text, size_t len);
+
 /* Message classification for the retry helpers (case-insensitive). */
 bool kme_msg_not_found(const char *msg);
 bool kme_msg_try_later(const char *msg);

@@ -5,8 +5,12 @@
  * reply body: a status, an enc_keys key container (1..4 keys, fixed size or
  * any), a dec_keys key container matched against two fixed key_IDs, or an
  * error body (status 400/401/503/500, JSON or not). Every successful parse
- * is checked for the invariants the client relies on. Bodies are bounded like
- * the client's cap would (64 KiB here). Seeds: tests/fuzz/corpus/fuzz_kme.
+ * is checked for the invariants the client relies on; a parsed status also
+ * goes through kme_check_enc(). With bit 0x20 set in an error-body mode, the
+ * first line of the body is the reply's Content-Type (kme_ctype_json() and
+ * the error parser see what a KME sent, as kme_client.c passes it on).
+ * Bodies are bounded like the client's cap would (64 KiB here).
+ * Seeds: tests/fuzz/corpus/fuzz_kme; dictionary: tests/fuzz/fuzz_kme.dict.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -21,6 +25,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static const char *const IDS[2] = {"bc490419-7d60-487f-adc1-4ddcc177c139",
                                    "8844cba7-29e1-3251-a0b1-0123456789ab"};
 
+/* what a failure says goes to logs: printable ASCII only, never quoting key
+ * material or control characters from a reply */
+static void check_text(const struct kme_error *err)
+{
+	for (const char *c = err->text; *c; c++)
+		if (*c < 0x20 || *c > 0x7e)
+			abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	kme_json_init();
@@ -34,13 +47,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(body, data + 1, size);
 	struct kme_error err;
+	memset(&err, 0, sizeof err);
 	struct kme_keys ks;
 	switch (mode % 4) {
 	case 0: {
 		struct kme_status st;
-		if (kme_parse_status(body, size, &st, &err) == 0 &&
-		    (!kme_id_valid(st.source_kme_id) || st.key_size < 0))
-			abort();
+		if (kme_parse_status(body, size, &st, &err) == 0) {
+			if (!kme_id_valid(st.source_kme_id) || st.key_size < 0)
+				abort();
+			/* the limits the KME announced, against a request */
+			struct kme_enc_req rq = {.number = 1u + (mode >> 5), .size = 256};
+			if (kme_check_enc(&st, &rq, &err) != 0 && err.code == KME_OK)
+				abort();
+		}
 		break;
 	}
 	case 1: {
@@ -70,8 +89,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	default: {
 		static const long codes[4] = {400, 401, 503, 500};
-		kme_parse_error_reply(codes[(mode >> 2) % 4], (mode & 0x10) ? "text/html" : NULL,
-		                      body, size, &err);
+		const char *ctype = (mode & 0x10) ? "text/html" : NULL;
+		char line[256];
+		const char *rest = body;
+		size_t rlen = size;
+		if (mode & 0x20) {
+			/* "Content-Type\nbody": a header never holds a NUL or a newline */
+			const char *nl = memchr(body, '\n', size);
+			size_t n = nl ? (size_t)(nl - body) : size;
+			if (n >= sizeof line || memchr(body, '\0', n) != NULL)
+				break;
+			memcpy(line, body, n);
+			line[n] = '\0';
+			ctype = line;
+			rest = nl ? nl + 1 : body + size;
+			rlen = size - (size_t)(rest - body);
+		}
+		(void)kme_ctype_json(ctype);
+		kme_parse_error_reply(codes[(mode >> 2) % 4], ctype, rest, rlen, &err);
 		if (strlen(err.message) >= sizeof err.message || err.code == KME_OK)
 			abort();
 		(void)kme_msg_not_found(err.message);
@@ -79,6 +114,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	}
 	}
+	check_text(&err);
 	free(body);
 	return 0;
 }

@@ -6,6 +6,9 @@
  * are bounded to 4 KiB so the limit paths are reached. Every message handed
  * out must be NUL-terminated at its stated length, and a chunked stream
  * re-encoded and decoded again must give the same message back.
+ * With bits 0 and 7 both set the stream starts in end-of-message framing and
+ * switches to chunked after its first message, as a session does after the
+ * hellos (nc_framer_set_mode() with the rest of the read still pending).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -21,6 +24,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1 || size > 65536)
 		return 0;
 	enum nc_framing mode = (data[0] & 1) ? NC_FRAMING_CHUNKED : NC_FRAMING_EOM;
+	int switch_after_hello = (data[0] & 0x81) == 0x81;
+	if (switch_after_hello)
+		mode = NC_FRAMING_EOM;
 	size_t step = (size_t)(data[0] >> 1) + 1; /* 1..128 bytes per read */
 	data++;
 	size--;
@@ -67,6 +73,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				free(enc);
 			}
 			nc_framer_next(&f);
+			if (switch_after_hello) {
+				switch_after_hello = 0;
+				if (nc_framer_set_mode(&f, NC_FRAMING_CHUNKED) != 0)
+					break;
+			}
 		}
 	}
 	nc_framer_free(&f);

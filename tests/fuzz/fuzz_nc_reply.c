@@ -1,7 +1,9 @@
 /*
  * fuzz_nc_reply.c - libFuzzer target for everything that reads a router's
  * XML: the hello parser, the <rpc-reply> parser (structured rpc-error), the
- * MACsec read-back and the log redaction, on the same input.
+ * MACsec read-back (with and without an interface binding, as nc_read_ca()
+ * does) and the log redaction, on the same input.
+ * Dictionary: tests/fuzz/fuzz_nc_reply.dict.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -29,6 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct nc_hello h;
 	if (nc_hello_parse(buf, size, &h, &e) == NC_OK) {
 		(void)nc_hello_has(&h, NC_CAP_CANDIDATE);
+		(void)nc_hello_has(&h, NC_CAP_BASE10);
+		(void)nc_hello_has(&h, NC_CAP_BASE11);
 		nc_hello_free(&h);
 	}
 	nc_error_clear(&e);
@@ -48,6 +52,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			                          .ckn = "abcd",
 			                          .cak = "00112233445566778899aabbccddeeff",
 			                          .ifname = "et-0/0/1"};
+			(void)nc_macsec_verify(&ca, &st, &e);
+			nc_macsec_read(r.data, "CA1", NULL, &st);
+			ca.ifname = NULL;
 			(void)nc_macsec_verify(&ca, &st, &e);
 		}
 		char fmt[1024];

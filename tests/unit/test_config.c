@@ -365,6 +365,32 @@ static void test_syntax(void **state)
 	                "JSON_ALLOW_NUL near '\"A\\u0000B\"'");
 }
 
+/*
+ * Found by the fuzz_config campaign (docs/reliability.md; input
+ * tests/fuzz/crash-fuzz_config-876345198eef8daa4d55a2dc14b94371dd3b3689):
+ * jansson's error text quotes the input around the error, so a newline or an
+ * escape sequence in the file reached the log and the terminal as is. Every
+ * error must be one line of printable text.
+ */
+static void test_syntax_one_line(void **state)
+{
+	(void)state;
+	static const char *const bad[] = {
+	    "{\"\\\nrch\":[{}]}",         /* the fuzzer's input: '"\' then a newline */
+	    "{\"sae_id\": \"A\x1b[2J\"}", /* a raw escape character inside a string */
+	    "{\"sae_id\": \"A\\\r\"}",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		struct agent_config cfg;
+		char err[CONFIG_ERR_MAX];
+		err[0] = '\0';
+		assert_int_equal(
+		    config_parse("t.json", bad[i], strlen(bad[i]), &cfg, err, sizeof err), -1);
+		for (const char *c = err; *c; c++)
+			assert_true((unsigned char)*c >= 0x20 && (unsigned char)*c < 0x7f);
+	}
+}
+
 static void test_missing(void **state)
 {
 	(void)state;
@@ -937,6 +963,7 @@ int main(void)
 	    cmocka_unit_test(test_full),
 	    cmocka_unit_test(test_namespaces),
 	    cmocka_unit_test(test_syntax),
+	    cmocka_unit_test(test_syntax_one_line),
 	    cmocka_unit_test(test_missing),
 	    cmocka_unit_test(test_types),
 	    cmocka_unit_test(test_unknown),

@@ -322,6 +322,37 @@ static void test_keys_enc(void **state)
 	}
 }
 
+/* a malformed reply: the error names the problem and the offset, never the
+ * bytes around it (jansson's je.text quotes the token it stopped in, which in
+ * a key container is key material) and never a control character */
+static void test_parse_error_quotes_nothing(void **state)
+{
+	(void)state;
+	struct kme_keys ks;
+	struct kme_error err;
+	const char *bad[] = {
+	    "{\"keys\":[{\"key_ID\":\"a\",\"key\":\"U0VDUkVUS0VZ\\qTUFURVJJQUw=\"}]}",
+	    "{\"keys\":[{\"key_ID\":\"a\",\"key\":\"U0VDUkVUS0VZ\x01\"}]}",
+	    "{\"keys\":[{\"key_ID\":\"a\",\"key\":\"U0VDUkVUS0VZ\xff\"}]}",
+	    "{\"keys\":[{\"key_ID\":\"a\",\"key\":\"U0VDUkVUS0VZ\"\n\"U0VDUkVUS0VZ\"}]}",
+	    "{\"\\\nU0VDUkVUS0VZ\":1}",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		assert_int_equal(keys(bad[i], 1, NULL, 0, &ks, &err), -1);
+		assert_int_equal(err.code, KME_E_PARSE);
+		assert_non_null(strstr(err.text, "not JSON"));
+		assert_null(strstr(err.text, "U0VD"));
+		for (const char *c = err.text; *c; c++)
+			assert_true(*c >= 0x20 && *c < 0x7f);
+	}
+	struct kme_status st;
+	assert_int_equal(kme_parse_status(S("{\"source_KME_ID\":\"AB\\x\"}"), &st, &err), -1);
+	assert_null(strstr(err.text, "AB"));
+	/* a Content-Type is quoted, but printable only */
+	kme_parse_error_reply(500, "text/html\x1b[2J\t;x", S("<h1>\x07oops</h1>"), &err);
+	assert_string_equal(err.message, "(text/html?[2J ;x body) <h1>?oops</h1>");
+}
+
 static void test_keys_dec(void **state)
 {
 	(void)state;
@@ -429,11 +460,17 @@ int main(void)
 {
 	kme_json_init();
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_b64),         cmocka_unit_test(test_url),
-	    cmocka_unit_test(test_enc_body),    cmocka_unit_test(test_dec_body),
-	    cmocka_unit_test(test_check_enc),   cmocka_unit_test(test_status),
-	    cmocka_unit_test(test_keys_enc),    cmocka_unit_test(test_keys_dec),
-	    cmocka_unit_test(test_error_reply), cmocka_unit_test(test_messages),
+	    cmocka_unit_test(test_b64),
+	    cmocka_unit_test(test_url),
+	    cmocka_unit_test(test_enc_body),
+	    cmocka_unit_test(test_dec_body),
+	    cmocka_unit_test(test_check_enc),
+	    cmocka_unit_test(test_status),
+	    cmocka_unit_test(test_keys_enc),
+	    cmocka_unit_test(test_keys_dec),
+	    cmocka_unit_test(test_error_reply),
+	    cmocka_unit_test(test_messages),
+	    cmocka_unit_test(test_parse_error_quotes_nothing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
