@@ -461,21 +461,24 @@ enum state_err state_parse(const char *buf, size_t len, const char *what, struct
 		             STATE_FILE_MAX);
 	json_error_t je;
 	json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
+	enum state_err rc;
 	if (root == NULL) {
-		/* jansson quotes the text near the error: one printable line */
-		for (char *c = je.text; *c; c++)
-			if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
-				*c = '?';
-		return failf(STATE_E_CORRUPT, err, errlen,
-		             "%s: not valid JSON (truncated?) at line %d column %d: %s", what,
-		             je.line, je.column, je.text);
+		rc = failf(STATE_E_CORRUPT, err, errlen,
+		           "%s: not valid JSON (truncated?) at line %d column %d: %s", what,
+		           je.line, je.column, je.text);
+	} else {
+		struct chan_state tmp;
+		memset(&tmp, 0, sizeof tmp);
+		rc = parse_obj(&p, root, &tmp);
+		json_decref(root);
+		if (rc == STATE_OK)
+			*s = tmp;
 	}
-	struct chan_state tmp;
-	memset(&tmp, 0, sizeof tmp);
-	enum state_err rc = parse_obj(&p, root, &tmp);
-	json_decref(root);
-	if (rc == STATE_OK)
-		*s = tmp;
+	/* messages quote the file (jansson's text near the error, member names):
+	 * one line of printable ASCII, whatever the file holds */
+	for (char *c = err; rc != STATE_OK && c && errlen > 0 && *c; c++)
+		if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
+			*c = '?';
 	return rc;
 }
 

@@ -1,7 +1,8 @@
 /*
  * fuzz_state.c - libFuzzer target for the per-channel state file parser
  * (agent/state.c). Whatever the bytes, state_parse() either refuses them or
- * returns a state that holds every invariant state_check() knows.
+ * returns a state that holds every invariant state_check() knows; a refusal
+ * is one line of printable text.
  * Seeds: tests/fuzz/corpus/fuzz_state (valid files of both roles).
  */
 #include <stddef.h>
@@ -18,8 +19,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char err[256];
 	if (size > STATE_FILE_MAX + 1)
 		return 0;
-	if (state_parse((const char *)data, size, "fuzz", &s, err, sizeof err) == STATE_OK &&
-	    state_check(&s, err, sizeof err) != STATE_OK)
+	err[0] = '\0';
+	if (state_parse((const char *)data, size, "fuzz", &s, err, sizeof err) == STATE_OK) {
+		if (state_check(&s, err, sizeof err) != STATE_OK)
+			abort();
+		return 0;
+	}
+	/* a refusal is one line of printable text, whatever the bytes */
+	if (err[0] == '\0')
 		abort();
+	for (const char *c = err; *c; c++)
+		if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
+			abort();
 	return 0;
 }
