@@ -277,6 +277,7 @@ static void m_schedule_after_failure(struct rot_machine *m, bool at_once)
 {
 	int64_t cap = m->cfg.interval_s ? (int64_t)m->cfg.interval_s * 1000 : 300000;
 	m->rotate_due = at_once ? m->now : m->now + retry_delay(m, m->fail_delay);
+	m->retry_pending = !at_once;
 	m->fail_delay = min64(m->fail_delay * 2, max64(cap, (int64_t)m->cfg.retry_ms));
 }
 
@@ -343,9 +344,13 @@ static void m_finish_abort(struct rot_machine *m, struct rot_actions *out, bool 
 	m_metrics(m, out, false, m->st.last_result);
 	if (deferred) {
 		/* a router serves another channel's rotation (one confirmed commit
-		 * per router): not a failure, so no backoff; retry soon */
-		int64_t wait = retry_delay(m, m->cfg.retry_ms);
+		 * per router): not a failure, but many channels deferred together
+		 * must thin out, so the delay doubles like a failure's */
+		int64_t cap = m->cfg.interval_s ? (int64_t)m->cfg.interval_s * 1000 : 300000;
+		int64_t wait = retry_delay(m, m->fail_delay);
+		m->fail_delay = min64(m->fail_delay * 2, max64(cap, (int64_t)m->cfg.retry_ms));
 		m->rotate_due = m->now + wait;
+		m->retry_pending = true;
 		logf_(m, out, ROT_LOG_INFO,
 		      "rotation %u deferred (%s); old key %s kept, retry in %lld ms",
 		      (unsigned)m->rot, m->st.last_detail,
@@ -405,12 +410,14 @@ static bool m_start(struct rot_machine *m, struct rot_actions *out, const char *
 		m->skipped++;
 		int64_t wait = retry_delay(m, m->cfg.retry_ms);
 		m->rotate_due = m->now + wait;
+		m->retry_pending = true;
 		logf_(m, out, same ? ROT_LOG_DEBUG : ROT_LOG_INFO,
 		      "rotation skipped (%s): %s; retry in %lld ms", why, reason, (long long)wait);
 		copy_str(m->skip_reason, sizeof m->skip_reason, reason);
 		return false;
 	}
 	m->skip_reason[0] = '\0';
+	m->retry_pending = false;
 	uint32_t r = m->st.max_rotation;
 	for (size_t i = 0; i < m->npeers; i++)
 		r = m->peers[i].current > r ? m->peers[i].current : r;
@@ -550,12 +557,18 @@ static void m_check_common(struct rot_machine *m, struct rot_actions *out)
 	}
 	if (m->st.current_key_id[0] == '\0' && (m->cfg.fresh_if_no_key || m->want_key)) {
 		/* nobody may know a key (first start, lost state, a router that
-		 * lacked the CA): equal empty digests are not a common key */
-		if (m->rotate_due > m->now) {
+		 * lacked the CA): equal empty digests are not a common key. Never
+		 * earlier than a pending retry, and spread over the retry delay:
+		 * an agent started with many channels must not start them all at
+		 * once */
+		int64_t due = m->now + spread(m, 0x200000000ull + m->st.max_rotation,
+		                              (int64_t)m->cfg.retry_ms);
+		if (!m->retry_pending && m->rotate_due > due) {
 			logf_(m, out, ROT_LOG_WARN,
 			      "no key known on this channel (first start or lost state): fresh "
-			      "rotation");
-			m->rotate_due = m->now;
+			      "rotation in %lld ms",
+			      (long long)(due - m->now));
+			m->rotate_due = due;
 		}
 		return;
 	}
@@ -563,7 +576,7 @@ static void m_check_common(struct rot_machine *m, struct rot_actions *out)
 		const struct rot_peer *p = &m->peers[i];
 		if (memcmp(p->digest, m->digest, QKD_DIGEST_LEN) != 0 ||
 		    p->current != m->st.current_rotation) {
-			if (m->rotate_due > m->now) {
+			if (m->rotate_due > m->now && !m->retry_pending) {
 				logf_(m, out, ROT_LOG_WARN,
 				      "key mismatch with %s (its rotation %u, ours %u): fresh "
 				      "rotation",

@@ -230,6 +230,7 @@ struct rot_machine {
 	uint32_t decision_current, decision_pending;
 	char skip_reason[160]; /* the last skip's reason, to log a repeat quietly */
 	uint64_t retries;      /* salt of the retry spreading */
+	bool retry_pending;    /* rotate_due is a retry delay: HELLOs never pull it forward */
 	bool want_key;         /* master: NO_KEY seen, rotate even if nobody knows a key */
 	/* counters (completed, failed, deferred live in st: they survive restarts) */
 	uint64_t skipped;

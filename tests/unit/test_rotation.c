@@ -1417,6 +1417,40 @@ static void test_spreading(void **state)
 	assert_true(distinct >= 7);
 }
 
+/* A channel that knows no key keeps its retry delay: the HELLOs that show
+ * the missing key never pull a deferred or failed attempt forward (found at
+ * 100 channels: a storm of attempts, each costing a KME key), and deferrals
+ * back off like failures. */
+static void test_no_key_keeps_retry_delay(void **state)
+{
+	(void)state;
+	setup_world(1);
+	for (int i = 0; i < W->nnodes; i++)
+		W->n[i].cfg.fresh_if_no_key = true;
+	W->n[1].r.busy_stage = true;
+	start_all();
+	run_for(3000); /* the first attempt (within retry_ms of the first HELLOs) */
+	int enc = W->n[0].enc_calls;
+	assert_true(enc >= 1);
+	struct rot_status st;
+	rot_status(&W->n[0].m, W->now, &st);
+	assert_true(st.rotations_deferred >= 1);
+	/* HELLOs every second: no attempt before the retry delay (2..3 s, then
+	 * 4..6 s) */
+	int64_t t0 = W->now;
+	int attempts = 0;
+	while (W->now - t0 < 10000) {
+		int e = W->n[0].enc_calls;
+		run_for(100);
+		attempts += W->n[0].enc_calls - e;
+	}
+	assert_true(attempts <= 3);
+	W->n[1].r.busy_stage = false;
+	run_for(20000);
+	assert_true(assert_common_key()[0] != '\0');
+	free_world();
+}
+
 static void test_restart_master_before_decision(void **state)
 {
 	(void)state;
@@ -1661,6 +1695,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_no_key, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stage_outcome_unknown, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_spreading, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_no_key_keeps_retry_delay, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_restart_master_before_decision, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_restart_master_after_decision, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lost_state_resync, setup, teardown),
