@@ -1,26 +1,25 @@
 #!/bin/sh
-# router_wait_cycle.sh BUILD [SECONDS] - KNOWN BUG demonstration (not in make
-# check; the lead fixes agent/daemon.c, then this passes).
+# router_wait_cycle.sh BUILD [SECONDS] - regression check: two agents whose
+# channels cross never hold their routers waiting for each other (not in make
+# check: it takes SECONDS plus the lab's start).
 #
 # The daemon lets one channel at a time hold its router; a stage of a lower
 # channel waits (at most D/2), a higher one is refused, "so two agents whose
-# channels cross never wait for each other" (protocol.md 10.1). But the rule is
-# applied once, against the holder at the moment the stage arrives: when that
-# holder is done, router_release() hands the router to the waiter queued LAST
-# (LIST_LINK pushes at the head: LIFO), and the others keep waiting, now behind
-# a channel that may be lower than they are. Seen in the soak: agent B's slave
-# stage of channel 102 queued behind 104; 104 done, the router went to B's own
-# channel 8 (queued later); 8's slave stage on agent A waits for router A,
-# which A's channel 102 holds while waiting for B's ACK of 102: each agent
-# holds its router and waits for the other's, until the D/2 timer refuses the
-# stage (3.75 s with T_c 20 s, 15 s with 60 s), and both rotations fail.
+# channels cross never wait for each other" (protocol.md 10.1). The rule must
+# hold at every moment, not only against the holder when a stage arrives: a
+# freed router goes to the highest waiting channel (agent/daemon.c,
+# router_release), and a stage arriving while others wait queues behind them.
+# It once went to the waiter queued last (LIFO): a stage could then wait
+# behind a lower channel whose slave stage on the other agent waited for this
+# agent's ACK, each agent holding its router until the D/2 timer refused both
+# stages (seen in the soak; fixed in b0cbef6).
 #
 # The two-site lab with 8 more channels (tests/lab/channels.py), all rotating
 # every 5 s, T_c 20 s, for SECONDS (default 90); then counts the stages that
 # waited D/2 in vain ("rotation R: stage not run: router busy", from
-# stage_wait_cb), and prints the first one with both agents' lines around it.
-# Expected: none (a waiting stage is either served or refused at once).
-# TAP; exit 1 while the bug is there. Needs root.
+# stage_wait_cb), and on a failure prints the first one with both agents'
+# lines around it. Expected: none (a waiting stage is either served or
+# refused at once). TAP; exit 1 on a vain wait. Needs root.
 set -u
 BUILD=${1:-build}
 SECS=${2:-90}
@@ -41,7 +40,7 @@ if [ "$n" -eq 0 ]; then
 	echo "ok 2 - no stage waited D/2 for a router in vain ($ok rotations OK)"
 	exit 0
 fi
-echo "not ok 2 - KNOWN BUG (agent/daemon.c router_release/stage_wait): $n stages waited D/2 for the router in vain ($ok rotations OK); the first:"
+echo "not ok 2 - $n stages waited D/2 for the router in vain ($ok rotations OK); the first:"
 for s in a b; do
 	f=$DIR/site-$s/qkdlinkd.log
 	l=$(grep -n ': rotation [0-9]*: stage not run: router busy' "$f" | head -n 1 | cut -d: -f1)
