@@ -685,6 +685,12 @@ static void m_on_router(struct rot_machine *m, struct rot_actions *out, const st
 			return;
 		}
 		if (m->state == ROT_M_ABORTING) {
+			if (ev->router == ROT_ROUTER_FAILED) {
+				/* the stage may have landed: cancel it, as in ANNOUNCING */
+				m->own_staged = true;
+				router_op(m, out, ROT_ACT_ROUTER_CANCEL);
+				return;
+			}
 			m_finish_abort(m, out, false);
 			return;
 		}

@@ -1386,6 +1386,27 @@ static void test_stage_outcome_unknown(void **state)
 		assert_string_not_equal(assert_common_key(), old);
 		free_world();
 	}
+	/* the master aborts (its slave's router is busy) while its own stage is
+	 * still in flight, and that stage then ends unknown: it is cancelled too
+	 * (found at 1,000 channels: a confirmed commit left pending blocked the
+	 * router until its timeout) */
+	setup_world(1);
+	start_all();
+	rotate_now();
+	run_for(2000);
+	char old[QKD_KEYID_MAX + 1];
+	snprintf(old, sizeof old, "%s", assert_common_key());
+	W->router_ms[0] = 300; /* the slave's answer comes first */
+	W->n[1].r.busy_stage = true;
+	W->n[0].r.lost_stage = true;
+	rotate_now();
+	run_for(1500);
+	assert_int_equal(W->n[1].acks[QKD_RES_ROUTER_BUSY], 1);
+	assert_false(W->n[0].r.cc);
+	assert_true(W->n[0].r.cancels >= 1);
+	assert_string_equal(assert_common_key(), old);
+	assert_all_idle();
+	free_world();
 }
 
 /* Scheduled rotations spread (protocol.md 10.2): channels started together
