@@ -25,6 +25,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pwd.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -466,6 +467,22 @@ static int read_back(struct nc_session *s, struct rjob *j, struct nc_error *e)
 	return st.found && strcasecmp(st.ckn, j->ckn) == 0 ? 1 : 0;
 }
 
+/* Appends "; "-separated text to the job's note (cut at its size). */
+static void note_add(struct rjob *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void note_add(struct rjob *j, const char *fmt, ...)
+{
+	size_t o = strlen(j->note);
+	if (o > 0 && o + 2 < sizeof j->note) {
+		memcpy(j->note + o, "; ", 3);
+		o += 2;
+	}
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(j->note + o, sizeof j->note - o, fmt, ap);
+	va_end(ap);
+}
+
 /* Provisioning: which of the channel's interfaces are bound to no CA (into
  * bind, when given), with a note on the CA and on interfaces bound to another
  * CA (never changed: provisioning touches nothing else). 1 if the router
@@ -474,7 +491,6 @@ static int prov_survey(struct nc_session *s, struct rjob *j, const char **bind, 
                        struct nc_error *e)
 {
 	bool lacks = false;
-	size_t o = strlen(j->note);
 	if (nbind)
 		*nbind = 0;
 	for (size_t i = 0; i < j->nifs; i++) {
@@ -484,25 +500,17 @@ static int prov_survey(struct nc_session *s, struct rjob *j, const char **bind, 
 			return -1;
 		if (i == 0 && !st.found) {
 			lacks = true;
-			o += (size_t)snprintf(j->note + o,
-			                      o < sizeof j->note ? sizeof j->note - o : 0,
-			                      "CA %s missing", j->ca);
+			note_add(j, "CA %s missing", j->ca);
 		}
-		if (o >= sizeof j->note)
-			o = sizeof j->note - 1;
 		if (st.bound_ca[0] == '\0') {
 			lacks = true;
 			if (bind && nbind)
 				bind[(*nbind)++] = j->ifs[i];
-			o += (size_t)snprintf(j->note + o, sizeof j->note - o,
-			                      "%sinterface %s unbound", o ? "; " : "", j->ifs[i]);
+			note_add(j, "interface %s unbound", j->ifs[i]);
 		} else if (strcmp(st.bound_ca, j->ca) != 0) {
-			o += (size_t)snprintf(j->note + o, sizeof j->note - o,
-			                      "%sinterface %s bound to CA %s: left alone",
-			                      o ? "; " : "", j->ifs[i], st.bound_ca);
+			note_add(j, "interface %s bound to CA %s: left alone", j->ifs[i],
+			         st.bound_ca);
 		}
-		if (o >= sizeof j->note)
-			o = sizeof j->note - 1;
 	}
 	return lacks ? 1 : 0;
 }
@@ -722,8 +730,10 @@ static const char *rjob_submit(struct channel *c, struct rjob *j)
 		LIST_UNLINK(d->rjobs, j);
 		return "router queue full";
 	}
-	c->router_out++;
 	d->jobs_out++;
+	if (j->check) /* read only: never holds the router's confirmed-commit slot */
+		return NULL;
+	c->router_out++;
 	log_info(d->log, "channel %u %s: rotation %u: router %s (%s)", (unsigned)c->id,
 	         role_word(c), (unsigned)j->rotation, op_name(j->op), j->persist);
 	return NULL;
@@ -1271,11 +1281,10 @@ fail:
 static void prov_check_submit(struct channel *c)
 {
 	struct qkdlinkd *d = c->d;
-	struct nc_error e;
-	uint64_t id;
 	struct rjob *j = calloc(1, sizeof *j);
 	if (!j || rjob_ifs(j, c->cc) != 0) {
-		free(j);
+		if (j)
+			rjob_free(j);
 		log_msg(d->log, LOG_ERR, "channel %u: out of memory for the provisioning check",
 		        (unsigned)c->id);
 		return;
@@ -1286,16 +1295,12 @@ static void prov_check_submit(struct channel *c)
 	j->check = true;
 	j->ns = d->cfg.router.ns == CONFIG_NS_JUNOS ? NC_CFG_NS_NONE : NC_CFG_NS_YANG;
 	copy_str(j->ca, sizeof j->ca, c->cc->ca_name);
-	nc_error_clear(&e);
-	LIST_LINK(d->rjobs, j);
-	if (nc_worker_submit(d->nc, rjob_run, j, &id, &e) != NC_OK) {
-		LIST_UNLINK(d->rjobs, j);
+	const char *fail = rjob_submit(c, j);
+	if (fail) {
 		rjob_free(j);
-		log_warnx(d->log, "channel %u: provisioning check not run: router queue full",
-		          (unsigned)c->id);
-		return;
+		log_warnx(d->log, "channel %u: provisioning check not run: %s", (unsigned)c->id,
+		          fail);
 	}
-	d->jobs_out++; /* read only: never holds the router's confirmed-commit slot */
 }
 
 /* Loads the state, restores the replay marks, starts the machine. */

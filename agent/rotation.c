@@ -345,12 +345,9 @@ static void m_finish_abort(struct rot_machine *m, struct rot_actions *out, bool 
 	if (deferred) {
 		/* a router serves another channel's rotation (one confirmed commit
 		 * per router): not a failure, but many channels deferred together
-		 * must thin out, so the delay doubles like a failure's */
-		int64_t cap = m->cfg.interval_s ? (int64_t)m->cfg.interval_s * 1000 : 300000;
-		int64_t wait = retry_delay(m, m->fail_delay);
-		m->fail_delay = min64(m->fail_delay * 2, max64(cap, (int64_t)m->cfg.retry_ms));
-		m->rotate_due = m->now + wait;
-		m->retry_pending = true;
+		 * must thin out, so it is retried like one */
+		m_schedule_after_failure(m, false);
+		int64_t wait = m->rotate_due - m->now;
 		logf_(m, out, ROT_LOG_INFO,
 		      "rotation %u deferred (%s); old key %s kept, retry in %lld ms",
 		      (unsigned)m->rot, m->st.last_detail,
