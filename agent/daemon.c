@@ -81,7 +81,7 @@ struct channel {
 	bool txkey_set;
 	uint8_t tx_secret_id;
 	size_t cak_bytes;
-	char state_path[PATH_MAX];
+	char *state_path; /* DIR/channel-N.json (allocated: PATH_MAX per channel is 4 KiB) */
 	struct event *timer;
 	/* the KME key between its arrival and the stage */
 	bool have_key;
@@ -296,10 +296,13 @@ static enum rot_kme_status kme_map(const struct kreq *r, const struct kme_error 
 	case KME_E_HTTP:
 		return e->http_status == 404 ? ROT_KME_NOT_FOUND : ROT_KME_ERROR;
 	case KME_E_KEY_LOST:
+		return ROT_KME_KEY_LOST;
 	case KME_E_TIMEOUT:
 	case KME_E_TRANSPORT:
 	case KME_E_PARSE:
-		return ROT_KME_KEY_LOST;
+		/* the KME may have handed the key out with an answer that never
+		 * arrived whole; a request that never left cannot have */
+		return e->maybe_delivered ? ROT_KME_KEY_LOST : ROT_KME_ERROR;
 	default:
 		return ROT_KME_ERROR;
 	}
@@ -1183,6 +1186,7 @@ static void chan_free(struct channel *c)
 		return;
 	if (c->timer)
 		event_free(c->timer);
+	free(c->state_path);
 	if (c->txkey_set)
 		qkd_key_clear(&c->txkey);
 	wipe_key(c);
@@ -1262,8 +1266,14 @@ static struct channel *chan_new(struct qkdlinkd *d, const struct config_channel 
 	}
 	c->txkey_set = true;
 	c->tx_secret_id = sec->id;
-	if (state_path(d->cfg.state_dir, cc->id, c->state_path, sizeof c->state_path) != 0) {
+	char path[PATH_MAX];
+	if (state_path(d->cfg.state_dir, cc->id, path, sizeof path) != 0) {
 		snprintf(err, errlen, "channel %u: state path too long", (unsigned)cc->id);
+		goto fail;
+	}
+	c->state_path = strdup(path);
+	if (!c->state_path) {
+		snprintf(err, errlen, "channel %u: out of memory", (unsigned)cc->id);
 		goto fail;
 	}
 	c->timer = evtimer_new(d->base, chan_timer_cb, c);

@@ -26,7 +26,7 @@
 
 #include "frame.h"
 
-#define STATE_MARKS_MAX 64   /* replay marks kept per channel */
+#define STATE_MARKS_MAX 16   /* replay marks kept per channel: its master and slaves (at most 9) */
 #define STATE_FILE_MAX 65536 /* larger files are refused */
 #define STATE_VERSION 1
 

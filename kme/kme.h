@@ -57,6 +57,9 @@ struct kme_error {
 	char message[256]; /* server's "message" (or "detail"), else a body excerpt */
 	char details[256]; /* server's "details", compact JSON, if any */
 	char text[512];    /* full human-readable description */
+	/* the request's bytes (possibly) reached the KME, which may have acted on
+	 * it: a dec_keys key may be gone even though no answer came back */
+	bool maybe_delivered;
 };
 
 /*

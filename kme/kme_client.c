@@ -22,6 +22,13 @@
 
 #define DELIVERED_RING 64 /* key_IDs this client received, for "key lost" */
 #define STATUS_CACHE 16   /* slaves whose last status we remember */
+/* Transfers in progress at once; the others wait in the client's own queue.
+ * libcurl would queue them too (CURLMOPT_MAX_HOST_CONNECTIONS), but its
+ * timeout runs from the moment a transfer is added: in a burst, requests
+ * expired there before they were sent ("Connection timed out after 0 ms").
+ * Here a request's timeout starts when it is handed to libcurl, and a waiting
+ * request holds no curl handle (about 5 KiB each). */
+#define ACTIVE_MAX 16
 
 enum kind { K_STATUS, K_ENC, K_DEC };
 
@@ -41,7 +48,9 @@ struct kme_client {
 	long connect_ms, total_ms;
 	size_t max_body;
 	bool no_reuse, tls13_only, check_status_id;
-	struct kme_req *reqs; /* pending, for cleanup */
+	struct kme_req *reqs;                  /* pending, for cleanup */
+	struct kme_req *wait_head, *wait_tail; /* not yet handed to libcurl, FIFO */
+	unsigned active;                       /* handles in the multi */
 	struct status_slot status[STATUS_CACHE];
 	size_t status_next;
 	char delivered[DELIVERED_RING][KME_ID_MAX + 1];
@@ -51,6 +60,7 @@ struct kme_client {
 struct kme_req {
 	struct kme_client *c;
 	struct kme_req *next, *prev;
+	struct kme_req *wait_next; /* in the client's queue */
 	enum kind kind;
 	CURL *easy;
 	struct curl_slist *hdrs;
@@ -84,6 +94,7 @@ struct sock_ctx {
 
 static void req_free(struct kme_req *r);
 static int req_start(struct kme_req *r, struct kme_error *err);
+static void req_fail(struct kme_req *r, const struct kme_error *err);
 
 /* ---- files ---- */
 
@@ -364,7 +375,7 @@ struct kme_client *kme_client_new(struct event_base *base, const struct kme_conf
 	curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
 	curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
 	curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
-	curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 16L);
+	curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)ACTIVE_MAX);
 	return c;
 }
 
@@ -372,6 +383,7 @@ void kme_client_free(struct kme_client *c)
 {
 	if (c == NULL)
 		return;
+	c->wait_head = c->wait_tail = NULL;
 	while (c->reqs)
 		req_free(c->reqs);
 	if (c->multi)
@@ -435,13 +447,21 @@ static void wipe_resp(struct kme_req *r)
 	r->resp_over = r->resp_nomem = false;
 }
 
+/* Takes r's transfer out of libcurl, if it has one. */
+static void req_detach(struct kme_req *r)
+{
+	if (r->easy) {
+		curl_multi_remove_handle(r->c->multi, r->easy);
+		curl_easy_cleanup(r->easy);
+		r->easy = NULL;
+		r->c->active--;
+	}
+}
+
 static void req_free(struct kme_req *r)
 {
 	struct kme_client *c = r->c;
-	if (r->easy) {
-		curl_multi_remove_handle(c->multi, r->easy);
-		curl_easy_cleanup(r->easy);
-	}
+	req_detach(r);
 	if (r->backoff)
 		event_free(r->backoff);
 	curl_slist_free_all(r->hdrs);
@@ -492,16 +512,24 @@ static struct kme_req *req_new(struct kme_client *c, enum kind kind, const char 
 	return r;
 }
 
+/* Hands r to libcurl now if fewer than ACTIVE_MAX transfers run, else queues
+ * it (pump() starts it when one ends). 0, or -1 with err (r not started). */
 static int req_start(struct kme_req *r, struct kme_error *err)
 {
 	struct kme_client *c = r->c;
-	if (r->easy) {
-		curl_multi_remove_handle(c->multi, r->easy);
-		curl_easy_cleanup(r->easy);
+	req_detach(r);
+	if (c->active >= ACTIVE_MAX) {
+		r->wait_next = NULL;
+		if (c->wait_tail)
+			c->wait_tail->wait_next = r;
+		else
+			c->wait_head = r;
+		c->wait_tail = r;
+		return 0;
 	}
 	wipe_resp(r);
 	r->errbuf[0] = 0;
-	CURL *e = r->easy = curl_easy_init();
+	CURL *e = curl_easy_init();
 	if (e == NULL)
 		return kme_fail(err, KME_E_NOMEM, "out of memory (curl handle)");
 	int rc = 0;
@@ -544,11 +572,33 @@ static int req_start(struct kme_req *r, struct kme_error *err)
 	} else {
 		rc |= curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
 	}
-	if (rc != 0)
+	if (rc != 0) {
+		curl_easy_cleanup(e);
 		return kme_fail(err, KME_E_ARG, "libcurl lacks a required option (%d)", rc);
-	if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
+	}
+	if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
+		curl_easy_cleanup(e);
 		return kme_fail(err, KME_E_NOMEM, "curl_multi_add_handle failed");
+	}
+	r->easy = e;
+	c->active++;
 	return 0;
+}
+
+/* Starts queued requests while there is room. A request that cannot start
+ * fails through its callback. */
+static void pump(struct kme_client *c)
+{
+	while (c->wait_head && c->active < ACTIVE_MAX) {
+		struct kme_req *r = c->wait_head;
+		c->wait_head = r->wait_next;
+		if (c->wait_head == NULL)
+			c->wait_tail = NULL;
+		r->wait_next = NULL;
+		struct kme_error err = {0};
+		if (req_start(r, &err) != 0)
+			req_fail(r, &err);
+	}
 }
 
 /* Classifies a failed transfer. */
@@ -646,15 +696,20 @@ static void on_backoff(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct kme_req *r = arg;
 	struct kme_error err = {0};
-	if (req_start(r, &err) != 0) {
-		if (r->keys_cb) {
-			struct kme_keys none = {0, NULL};
-			r->keys_cb(r->arg, &err, &none);
-		} else {
-			r->status_cb(r->arg, &err, NULL);
-		}
-		req_free(r);
+	if (req_start(r, &err) != 0)
+		req_fail(r, &err);
+}
+
+/* Reports a request that could not be (re)started, and frees it. */
+static void req_fail(struct kme_req *r, const struct kme_error *err)
+{
+	if (r->keys_cb) {
+		struct kme_keys none = {0, NULL};
+		r->keys_cb(r->arg, err, &none);
+	} else {
+		r->status_cb(r->arg, err, NULL);
 	}
+	req_free(r);
 }
 
 /* true if the request was rescheduled */
@@ -686,11 +741,7 @@ static bool maybe_retry(struct kme_req *r, const struct kme_error *err)
 	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 	if (r->backoff == NULL || evtimer_add(r->backoff, &tv) != 0)
 		return false;
-	if (r->easy) {
-		curl_multi_remove_handle(r->c->multi, r->easy);
-		curl_easy_cleanup(r->easy);
-		r->easy = NULL;
-	}
+	req_detach(r);
 	r->attempt++;
 	return true;
 }
@@ -760,6 +811,7 @@ static void finish(struct kme_req *r, CURLcode cc)
 		         "already; start a new rotation (%.400s)",
 		         was);
 	}
+	err.maybe_delivered = r->maybe_delivered;
 	if (r->kind == K_STATUS)
 		r->status_cb(r->arg, &err, err.code == KME_OK ? &st : NULL);
 	else
@@ -781,6 +833,7 @@ static void check_done(struct kme_client *c)
 		if (r)
 			finish(r, m->data.result);
 	}
+	pump(c);
 }
 
 /* ---- public calls ---- */

@@ -28,6 +28,8 @@
 #define PCP_MAX 7
 #define READ_TIMEOUT_MS 100 /* unused in immediate mode; set for older libpcaps */
 #define FILTER_MAX 512
+
+_Static_assert(QKD_PORT_SNAPLEN >= QKD_FRAME_MAX, "the capture length must hold the largest frame");
 #define NAME_MAX_LEN 64
 
 #define CAP_HINT "CAP_NET_RAW is needed (run as root or grant the capability)"

@@ -31,8 +31,14 @@ enum qkd_port_error {
 	QKD_PORT_EIO = -5, /* libpcap or libnet failed otherwise */
 };
 
-#define QKD_PORT_SNAPLEN 2048
-#define QKD_PORT_BUFFER (4 << 20) /* receive ring, octets */
+/* Capture length: QKD_FRAME_MAX (1522) rounded up. A larger one costs memory:
+ * the kernel ring holds one slot of snaplen plus headers per frame, so 2048
+ * fitted one slot in a 4 KiB page, 1536 fits two. */
+#define QKD_PORT_SNAPLEN 1536
+/* Receive ring, octets: about 1,280 frames of burst while the loop is busy
+ * (a state write is 1-5 ms; a line-rate flood is about 70k frames/s). Its
+ * pages count in the agent's resident memory (docs/performance.md §7). */
+#define QKD_PORT_BUFFER (2 << 20)
 
 struct qkd_port_config {
 	const char *rx_ifname; /* receive on this interface; NULL: send only */

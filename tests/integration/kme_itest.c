@@ -602,14 +602,17 @@ static void test_faults(void)
 
 struct async_ctx {
 	int done, ok, ticks, ticks_at_done;
-	char ids[8][KME_ID_MAX + 1];
+	char ids[64][KME_ID_MAX + 1];
+	char last_err[200];
 };
 
 static void async_keys(void *arg, const struct kme_error *err, struct kme_keys *keys)
 {
 	struct async_ctx *a = arg;
-	if (err->code == KME_OK && keys->n == 1)
+	if (err->code == KME_OK && keys->n == 1 && a->ok < 64)
 		snprintf(a->ids[a->ok++], sizeof a->ids[0], "%s", keys->k[0].id);
+	else if (err->code != KME_OK)
+		snprintf(a->last_err, sizeof a->last_err, "%.199s", err->text);
 	a->done++;
 	a->ticks_at_done = a->ticks;
 }
@@ -661,6 +664,23 @@ static void test_async(void)
 	check(submitted == 8 && a.ok == 8 && distinct,
 	      "8 enc_keys in flight on the caller's event loop: 8 distinct keys");
 
+	/* a burst larger than the client's 16 transfers: the others wait in its
+	 * queue, and a request's timeout (600 ms) runs only once it is sent, so
+	 * 64 requests answered 250 ms late (4 rounds: 1 s) all succeed */
+	fault("delay_ms=250");
+	memset(&a, 0, sizeof a);
+	submitted = 0;
+	for (int i = 0; quick && i < 64; i++)
+		submitted +=
+		    kme_enc_keys_async(quick, "SAE-B", &rq, NULL, async_keys, &a, &err) == 0;
+	while (a.done < submitted)
+		if (event_base_loop(base, EVLOOP_ONCE) != 0)
+			break;
+	check(submitted == 64 && a.ok == 64,
+	      "64 enc_keys at once, each 250 ms late, timeout 600 ms: %d of %d ok (%s)", a.ok,
+	      submitted, a.last_err[0] ? a.last_err : "no error");
+	fault("delay_ms=0");
+
 	/* a hung KME does not stall the loop: a 20 ms timer keeps firing */
 	fault("hang=1");
 	memset(&a, 0, sizeof a);
@@ -676,14 +696,18 @@ static void test_async(void)
 	      a.ticks_at_done);
 	event_free(t);
 
-	/* freeing the client cancels pending requests without calling back */
+	/* freeing the client cancels pending requests without calling back,
+	 * those handed to libcurl and those still in the client's queue */
 	int called = 0;
-	rc = kme_enc_keys_async(c, "SAE-B", &rq, NULL, async_never, &called, &err);
+	rc = 0;
+	for (int i = 0; i < 40; i++)
+		rc |= kme_enc_keys_async(c, "SAE-B", &rq, NULL, async_never, &called, &err);
 	event_base_loop(base, EVLOOP_NONBLOCK);
 	kme_client_free(c);
 	kme_client_free(quick);
 	event_base_loop(base, EVLOOP_NONBLOCK);
-	check(rc == 0 && called == 0, "kme_client_free() cancels a pending request, no callback");
+	check(rc == 0 && called == 0,
+	      "kme_client_free() cancels 40 pending requests (16 sent, 24 queued), no callback");
 	event_base_free(base);
 	reset();
 }
