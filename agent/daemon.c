@@ -142,6 +142,7 @@ struct qkdlinkd {
 	 * pending confirmed commit per datastore, so two channels must not stage
 	 * at once (router_holder()). */
 	struct rjob *waits; /* stages waiting for the router */
+	char busy_why[64];  /* chan_router_busy()'s answer */
 };
 
 /* Intrusive lists of requests in flight, so that none leaks at the end. */
@@ -839,6 +840,24 @@ static uint32_t router_holder(const struct qkdlinkd *d, uint32_t except)
 	return 0;
 }
 
+/* rot_config.router_busy: NULL if a rotation of c could stage now, else why
+ * not. A stage while another channel holds the router waits or is refused
+ * (chan_router()), and one while stages wait queues behind them. */
+static const char *chan_router_busy(void *arg)
+{
+	struct channel *c = arg;
+	struct qkdlinkd *d = c->d;
+	uint32_t holder = router_holder(d, c->id);
+	if (holder)
+		snprintf(d->busy_why, sizeof d->busy_why, "channel %u is rotating",
+		         (unsigned)holder);
+	else if (d->waits)
+		snprintf(d->busy_why, sizeof d->busy_why, "stages wait for it");
+	else
+		return NULL;
+	return d->busy_why;
+}
+
 /* Lets the next waiting stage in once nobody holds the router. */
 static void router_release(struct qkdlinkd *d)
 {
@@ -1242,6 +1261,8 @@ static struct channel *chan_new(struct qkdlinkd *d, const struct config_channel 
 	rc->hello_s = (uint16_t)d->cfg.hello_interval;
 	rc->interval_s = cc->rotation_interval;
 	rc->fresh_if_no_key = cc->provisioning || cc->rotation_interval > 0;
+	rc->router_busy = chan_router_busy;
+	rc->router_arg = c;
 	rc->confirm_timeout_s = d->cfg.router.confirm_timeout;
 	/* a short T_c needs a shorter deadline D and retransmission cap, so that
 	 * the decision still lands before the routers roll back (protocol.md 10.2) */

@@ -344,9 +344,16 @@ static void m_finish_abort(struct rot_machine *m, struct rot_actions *out, bool 
 	m_metrics(m, out, false, m->st.last_result);
 	if (deferred) {
 		/* a router serves another channel's rotation (one confirmed commit
-		 * per router): not a failure, but many channels deferred together
-		 * must thin out, so it is retried like one */
-		m_schedule_after_failure(m, false);
+		 * per router): not a failure. A channel that holds a key retries
+		 * after the plain retry delay, so that a second refusal does not
+		 * make it late (scale finding 9); one that holds none backs off
+		 * like a failure, so that many keyless channels thin out */
+		if (m->st.current_key_id[0] != '\0') {
+			m->rotate_due = m->now + retry_delay(m, m->cfg.retry_ms);
+			m->retry_pending = true;
+		} else {
+			m_schedule_after_failure(m, false);
+		}
 		int64_t wait = m->rotate_due - m->now;
 		logf_(m, out, ROT_LOG_INFO,
 		      "rotation %u deferred (%s); old key %s kept, retry in %lld ms",
@@ -400,16 +407,27 @@ static bool m_start(struct rot_machine *m, struct rot_actions *out, const char *
 			snprintf(reason, sizeof reason, "peer %s busy (state %s, pending %u)",
 			         p->sae, qkd_state_name(p->state), (unsigned)p->pending);
 	}
+	const char *busy = NULL;
+	int64_t base = m->cfg.retry_ms;
+	if (reason[0] == '\0' && m->cfg.router_busy &&
+	    (busy = m->cfg.router_busy(m->cfg.router_arg))) {
+		/* checked before enc_keys: a stage now would wait or be refused,
+		 * and the key would be spent for nothing (scale finding 7). Cheap
+		 * to retry: no key, no frame, no write */
+		snprintf(reason, sizeof reason, "own router busy");
+		base = min64(base, ROT_ROUTER_WAIT_MS);
+	}
 	if (reason[0] != '\0') {
 		/* every skip is logged; a repeated reason only at debug level, so a
 		 * dead peer costs one line at info, not one per retry */
 		bool same = strcmp(reason, m->skip_reason) == 0;
 		m->skipped++;
-		int64_t wait = retry_delay(m, m->cfg.retry_ms);
+		int64_t wait = retry_delay(m, base);
 		m->rotate_due = m->now + wait;
 		m->retry_pending = true;
 		logf_(m, out, same ? ROT_LOG_DEBUG : ROT_LOG_INFO,
-		      "rotation skipped (%s): %s; retry in %lld ms", why, reason, (long long)wait);
+		      "rotation skipped (%s): %s%s%s%s; retry in %lld ms", why, reason,
+		      busy ? " (" : "", busy ? busy : "", busy ? ")" : "", (long long)wait);
 		copy_str(m->skip_reason, sizeof m->skip_reason, reason);
 		return false;
 	}
@@ -787,6 +805,18 @@ static void m_tick(struct rot_machine *m, struct rot_actions *out)
 			m_abort(m, out, QKD_RES_KME_ERROR, "deadline: no answer from the KME");
 		break;
 	case ROT_M_ANNOUNCING:
+		for (size_t i = 0; i < m->npeers; i++) {
+			/* a slave that went silent (no HELLO for 3 intervals) will
+			 * not ACK: give the router back now rather than at D */
+			const struct rot_peer *p = &m->peers[i];
+			if (!p->staged && !peer_alive(m, p)) {
+				char why[96];
+				snprintf(why, sizeof why, "peer %s dead: no HELLO for 3 intervals",
+				         p->sae);
+				m_abort(m, out, QKD_RES_INTERNAL, why);
+				return;
+			}
+		}
 		if (m->now >= m->deadline) {
 			char why[96] = "deadline";
 			for (size_t i = 0; i < m->npeers; i++)

@@ -81,7 +81,16 @@ struct rot_config {
 	bool fresh_if_no_key;       /* master: knowing no key (first start, lost state)
 	                               is a mismatch: rotate at once (provisioning, or
 	                               scheduled rotations); otherwise wait for one */
+	/* master: asked before a rotation starts; NULL if the own router is free,
+	 * else why not (another channel's rotation holds it or waits for it).
+	 * A busy router skips the start, so no KME key is spent on a rotation
+	 * that could not stage, and it is tried again after ROT_ROUTER_WAIT_MS.
+	 * NULL callback: the router is always free. */
+	const char *(*router_busy)(void *arg);
+	void *router_arg;
 };
+
+#define ROT_ROUTER_WAIT_MS 1000 /* retry after a busy own router, +up to half */
 
 enum rot_state {
 	ROT_IDLE = 0,

@@ -1232,6 +1232,81 @@ static void test_router_busy_deferred(void **state)
 	free_world();
 }
 
+static const char *busy_router(void *arg)
+{
+	return *(const char **)arg;
+}
+
+/* Scale findings 7 and 9: a master whose own router is busy does not start
+ * (no KME key spent) and tries again within ROT_ROUTER_WAIT_MS and half; a
+ * channel that holds a key and is deferred twice in a row retries after the
+ * plain retry delay both times, not a doubled one. */
+static void test_own_router_busy_no_key_spent(void **state)
+{
+	(void)state;
+	setup_world(1);
+	const char *why = NULL;
+	W->n[0].cfg.router_busy = busy_router;
+	W->n[0].cfg.router_arg = &why;
+	start_all();
+	rotate_now();
+	run_for(2000);
+	char old[QKD_KEYID_MAX + 1];
+	snprintf(old, sizeof old, "%s", assert_common_key());
+	int enc = W->n[0].enc_calls;
+	why = "channel 9 is rotating";
+	rotate_now();
+	run_for(5000);
+	assert_int_equal(W->n[0].enc_calls, enc); /* no key taken while busy */
+	assert_true(logged(0, "own router busy (channel 9 is rotating)"));
+	struct rot_status st;
+	rot_status(&W->n[0].m, W->now, &st);
+	assert_true(st.skipped >= 3); /* 5 s, a try every 1..1.5 s */
+	assert_int_equal(st.rotations_deferred, 0);
+	assert_int_equal(st.rotations_failed, 0);
+	why = NULL;
+	run_for(1600);
+	assert_int_equal(W->n[0].enc_calls, enc + 1);
+	assert_string_not_equal(assert_common_key(), old);
+	/* deferred twice in a row by the slave's router, with a key held: each
+	 * retry within retry_ms and half (2..3 s here) */
+	snprintf(old, sizeof old, "%s", assert_common_key());
+	W->n[1].r.busy_stage = true;
+	rotate_now();
+	run_for(3100); /* the first refusal and the retry: refused again */
+	rot_status(&W->n[0].m, W->now, &st);
+	assert_int_equal(st.rotations_deferred, 2);
+	W->n[1].r.busy_stage = false;
+	run_for(3100); /* the second retry: not doubled (would be 4..6 s) */
+	assert_string_not_equal(assert_common_key(), old);
+	free_world();
+}
+
+/* Scale finding 6: a slave that goes silent while the master announces gives
+ * the master's router back after 3 HELLO intervals (3 s here), not at the
+ * deadline D (10 s here). */
+static void test_silent_slave_releases_router(void **state)
+{
+	(void)state;
+	setup_world(1);
+	start_all();
+	rotate_now();
+	run_for(2000);
+	char old[QKD_KEYID_MAX + 1];
+	snprintf(old, sizeof old, "%s", assert_common_key());
+	W->n[1].deaf_mute = true;
+	rotate_now();
+	run_for(4500);
+	assert_true(logged(0, "peer B dead: no HELLO for 3 intervals"));
+	assert_int_equal(W->n[0].m.state, ROT_IDLE);
+	assert_false(W->n[0].r.cc); /* the own stage was cancelled */
+	assert_string_equal(W->n[0].r.committed, old);
+	W->n[1].deaf_mute = false;
+	run_for(15000);
+	assert_string_not_equal(assert_common_key(), old);
+	free_world();
+}
+
 /* The writes of one rotation (protocol.md 10.3): the master writes before
  * the ANNOUNCE, the decision, and at the end; the slave before dec_keys,
  * before its ACK OK, and at the end. The counts survive a restart. */
@@ -1712,6 +1787,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_restart_slave_fetching, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_restart_slave_staging, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_router_busy_deferred, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_own_router_busy_no_key_spent, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_silent_slave_releases_router, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_writes_per_rotation, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_key, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stage_outcome_unknown, setup, teardown),
