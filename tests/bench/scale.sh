@@ -9,7 +9,10 @@
 # (tests/bench/scale.py); then the lab is taken down. Prints a markdown table;
 # JSON per N in SCALE_OUT (default /tmp/qkdscale.<pid>). Other settings:
 # SCALE_HELLO (hello interval, 5), SCALE_CONFIRM (T_c, 60), SCALE_MASTERS
-# (alternate | a). Not a test; needs root; about (warm-up + window + 15 s) per N.
+# (alternate | a). The routers run the fixture's scale variant (NC_SCALE=1 of
+# tests/fixtures/netconf/server.sh: no commit-time must on interface bindings,
+# which netconfd evaluates in O(N^2)); SCALE_BINDING_CHECK=1 keeps the must.
+# Not a test; needs root; about (warm-up + window + 15 s) per N.
 set -u
 BUILD=${1:-build}
 shift 2>/dev/null
@@ -25,6 +28,8 @@ INTERVAL=${SCALE_INTERVAL:-60}
 WARMUP=${SCALE_WARMUP:-90}
 WINDOW=${SCALE_WINDOW:-180}
 OUT=${SCALE_OUT:-/tmp/qkdscale.$$}
+if [ "${SCALE_BINDING_CHECK:-0}" = 1 ]; then NC_SCALE=0; else NC_SCALE=1; fi
+export NC_SCALE
 mkdir -p "$OUT" || exit 1
 DIR=
 cleanup() {
@@ -33,7 +38,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
-echo "scale: channels $NS; rotation interval $INTERVAL s, hello ${SCALE_HELLO:-5} s, T_c ${SCALE_CONFIRM:-60} s; warm-up $WARMUP s, window $WINDOW s; $(nproc) cores (shared)"
+echo "scale: channels $NS; rotation interval $INTERVAL s, hello ${SCALE_HELLO:-5} s, T_c ${SCALE_CONFIRM:-60} s; warm-up $WARMUP s, window $WINDOW s; NC_SCALE=$NC_SCALE; $(nproc) cores (shared)"
 files=
 for n in $NS; do
 	[ "$n" -ge 3 ] || { echo "scale: N=$n: at least 3 (the lab has 2 channels)" >&2; exit 1; }
