@@ -25,6 +25,11 @@ $(BUILD)/nc-worker-check: $(call obj,tests/integration/netconf/nc_worker_check.c
                          $(BUILD)/libqkdnetconf.a
 	$(CC) $(CFLAGS) -o $@ $^ $(NC_LIBS)
 
+# the same under ASan: LeakSanitizer checks that dropped sessions are freed
+TOOLS += $(BUILD)/san/nc-worker-check
+$(BUILD)/san/nc-worker-check: $(call san_obj,tests/integration/netconf/nc_worker_check.c $(NC_SRC))
+	$(CC) $(SAN_FLAGS) -o $@ $^ $(NC_LIBS)
+
 UNIT_TESTS += $(BUILD)/san/test_nc_framing $(BUILD)/san/test_nc_xml $(BUILD)/san/test_nc_worker
 UNIT_SRC_nc_framing  := netconf/nc_framing.c
 UNIT_SRC_nc_xml      := $(NC_PURE)

@@ -19,7 +19,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-for p in qkdlink-netconf nc-worker-check; do
+for p in qkdlink-netconf nc-worker-check san/nc-worker-check; do
 	if [ ! -x "$BUILD/$p" ]; then
 		echo "not ok 1 - $BUILD/$p not built"
 		exit 1

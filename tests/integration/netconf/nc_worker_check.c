@@ -5,6 +5,13 @@
  * taken from the eventfd. Prints TAP. Run by scenarios.py.
  *
  * usage: nc-worker-check HOST PORT USER KNOWN_HOSTS KEY_FILE CA CAK_HEX
+ *        nc-worker-check drops N HOST PORT USER KNOWN_HOSTS KEY_FILE
+ *
+ * The second form runs N jobs against a server that never answers (the fake
+ * server's "silent" mode): each times out and the worker drops the session.
+ * Built with ASan, LeakSanitizer then fails the run if a dropped session was
+ * not freed (libssh2 non-blocking frees nothing while a channel waits for
+ * the server's CLOSE).
  */
 #include <poll.h>
 #include <stdio.h>
@@ -55,19 +62,68 @@ static int wait_result(struct nc_worker *w, struct nc_result *r, long *ticks)
 	return -1;
 }
 
+/* HOST PORT USER KNOWN_HOSTS KEY_FILE from ARGV */
+static void config_from_args(struct nc_config *c, char **argv)
+{
+	nc_config_defaults(c);
+	c->host = argv[0];
+	c->port = (unsigned)atoi(argv[1]);
+	c->user = argv[2];
+	c->known_hosts = argv[3];
+	c->key_file = argv[4];
+}
+
+static int run_drops(int argc, char **argv)
+{
+	if (argc != 8) {
+		fprintf(stderr, "usage: nc-worker-check drops N HOST PORT USER KNOWN_HOSTS KEY\n");
+		return 2;
+	}
+	int drops = atoi(argv[2]);
+	struct nc_config c;
+	config_from_args(&c, argv + 3);
+	c.rpc_timeout_ms = 300;
+	struct nc_worker *w;
+	struct nc_error e;
+	if (drops < 1 || nc_worker_start(&c, 4, &w, &e) != NC_OK) {
+		tap(0, "worker start", drops < 1 ? NULL : &e);
+		return 1;
+	}
+	struct push_job j = {{"CA-D", "gcm-aes-xpn-256",
+	                      "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+	                      "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+	                      NULL, false, NULL, 0},
+	                     {NC_CFG_NS_NONE, false, 0, NULL},
+	                     ""};
+	int timeouts = 0;
+	for (int i = 0; i < drops; i++) {
+		uint64_t id;
+		struct nc_result r;
+		long ticks;
+		if (nc_worker_submit(w, do_push, &j, &id, &e) == NC_OK &&
+		    wait_result(w, &r, &ticks) == 0 && r.rc == NC_E_TIMEOUT)
+			timeouts++;
+	}
+	nc_worker_stop(w);
+	char what[160];
+	snprintf(what, sizeof what,
+	         "worker: %d of %d jobs on a server that never answers timed out, each session "
+	         "dropped",
+	         timeouts, drops);
+	tap(timeouts == drops, what, NULL);
+	return timeouts == drops ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[1], "drops") == 0)
+		return run_drops(argc, argv);
 	if (argc != 8) {
 		fprintf(stderr, "usage: nc-worker-check HOST PORT USER KNOWN_HOSTS KEY CA CAK\n");
 		return 2;
 	}
 	struct nc_config c;
-	nc_config_defaults(&c);
-	c.host = argv[1];
-	c.port = (unsigned)atoi(argv[2]);
-	c.user = argv[3];
-	c.known_hosts = argv[4];
-	c.key_file = argv[5];
+	config_from_args(&c, argv + 1);
 	c.keepalive_s = 1; /* so the idle wait below spans keepalives */
 	struct nc_worker *w;
 	struct nc_error e;

@@ -453,6 +453,17 @@ tap(rc == 1 and 'message-id "10", expected 1' in err, "reply with the wrong mess
 rc, out, err, ops = fake("silent", "-t", "1000", "push", "--ca", "CA1", "--ckn", CKN, "--cak-file", CAK_FILE)
 tap(rc == 1 and "timeout" in err, "server that never answers: the RPC deadline fires", err)
 
+# sessions dropped after a timeout are freed: the worker under ASan, LeakSanitizer on
+with open(os.path.join(DIR_F, "run", "fake-mode"), "w") as f:
+    f.write("silent\n")
+san_env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=23")
+r = subprocess.run([os.path.join(BUILD, "san", "nc-worker-check"), "drops", "3", "127.0.0.1",
+                    F["NC_PORT"], F["NC_USER"], F["NC_KNOWN_HOSTS"], F["NC_KEY"]],
+                   capture_output=True, text=True, timeout=120, env=san_env)
+tap(r.returncode == 0 and "ok 1 " in r.stdout and "LeakSanitizer" not in r.stderr,
+    "worker under ASan: 3 sessions dropped on RPC timeouts, all freed (no leak at exit)",
+    "rc %d\n%s%s" % (r.returncode, r.stdout, r.stderr[-3000:]))
+
 rc, out, err, ops = fake("junos-like", "-v", "push", "--ca", "CA1", "--cipher", "gcm-aes-xpn-256",
                          "--ckn", CKN, "--cak-file", CAK_FILE)
 tap(rc == 0 and ops == ["lock", "edit-config", "commit", "unlock", "get-config", "close-session"]
