@@ -345,11 +345,18 @@ static void m_finish_abort(struct rot_machine *m, struct rot_actions *out, bool 
 	if (deferred) {
 		/* a router serves another channel's rotation (one confirmed commit
 		 * per router): not a failure. A channel that holds a key retries
-		 * after the plain retry delay, so that a second refusal does not
-		 * make it late (scale finding 9); one that holds none backs off
-		 * like a failure, so that many keyless channels thin out */
+		 * after ROT_ROUTER_WAIT_MS the first time (a router holds one
+		 * rotation for well under a second: a single refusal must not make
+		 * the channel late, scale finding 10), then after the plain retry
+		 * delay, never doubled (finding 9), so that a saturated router sees
+		 * at most one quick retry per channel and interval. One that holds
+		 * none backs off like a failure, so that many keyless channels thin
+		 * out */
 		if (m->st.current_key_id[0] != '\0') {
-			m->rotate_due = m->now + retry_delay(m, m->cfg.retry_ms);
+			int64_t base = m->cfg.retry_ms;
+			if (m->defer_streak++ == 0)
+				base = min64(base, ROT_ROUTER_WAIT_MS);
+			m->rotate_due = m->now + retry_delay(m, base);
 			m->retry_pending = true;
 		} else {
 			m_schedule_after_failure(m, false);
@@ -361,6 +368,7 @@ static void m_finish_abort(struct rot_machine *m, struct rot_actions *out, bool 
 		      m->st.current_key_id[0] ? m->st.current_key_id : "(none)", (long long)wait);
 		return;
 	}
+	m->defer_streak = 0;
 	logf_(m, out, ROT_LOG_WARN,
 	      "rotation %u failed (%s: %s); old key %s kept, retry in %lld ms", (unsigned)m->rot,
 	      qkd_result_name(m->st.last_result), m->st.last_detail,
@@ -499,6 +507,7 @@ static void m_finish_commit(struct rot_machine *m, struct rot_actions *out, bool
 		m->st.rotations_ok++;
 		m->want_key = false;
 		m->fail_delay = m->cfg.retry_ms;
+		m->defer_streak = 0;
 		persist(m, out); /* after the decision HELLO: off the critical path */
 		m_metrics(m, out, true, QKD_RES_OK);
 		const struct rot_metrics *x = &out->a[out->n - 1].metrics;

@@ -241,6 +241,7 @@ struct rot_machine {
 	uint64_t retries;      /* salt of the retry spreading */
 	bool retry_pending;    /* rotate_due is a retry delay: HELLOs never pull it forward */
 	bool want_key;         /* master: NO_KEY seen, rotate even if nobody knows a key */
+	unsigned defer_streak; /* deferrals since the last completed or failed rotation */
 	/* counters (completed, failed, deferred live in st: they survive restarts) */
 	uint64_t skipped;
 };

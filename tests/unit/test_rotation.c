@@ -1237,10 +1237,10 @@ static const char *busy_router(void *arg)
 	return *(const char **)arg;
 }
 
-/* Scale findings 7 and 9: a master whose own router is busy does not start
- * (no KME key spent) and tries again within ROT_ROUTER_WAIT_MS and half; a
- * channel that holds a key and is deferred twice in a row retries after the
- * plain retry delay both times, not a doubled one. */
+/* Scale findings 7, 9 and 10: a master whose own router is busy does not
+ * start (no KME key spent) and tries again within ROT_ROUTER_WAIT_MS and
+ * half; a channel that holds a key and is deferred retries quickly once, then
+ * after the plain retry delay, not a doubled one. */
 static void test_own_router_busy_no_key_spent(void **state)
 {
 	(void)state;
@@ -1268,16 +1268,33 @@ static void test_own_router_busy_no_key_spent(void **state)
 	run_for(1600);
 	assert_int_equal(W->n[0].enc_calls, enc + 1);
 	assert_string_not_equal(assert_common_key(), old);
-	/* deferred twice in a row by the slave's router, with a key held: each
-	 * retry within retry_ms and half (2..3 s here) */
+	/* deferred three times in a row by the slave's router, with a key held:
+	 * the first retry within ROT_ROUTER_WAIT_MS and half (finding 10), the
+	 * next ones within retry_ms and half (2..3 s here), never doubled */
 	snprintf(old, sizeof old, "%s", assert_common_key());
 	W->n[1].r.busy_stage = true;
 	rotate_now();
-	run_for(3100); /* the first refusal and the retry: refused again */
+	run_for(1700); /* the first refusal and the quick retry: refused again */
 	rot_status(&W->n[0].m, W->now, &st);
 	assert_int_equal(st.rotations_deferred, 2);
+	run_for(1000); /* no second quick retry */
+	rot_status(&W->n[0].m, W->now, &st);
+	assert_int_equal(st.rotations_deferred, 2);
+	run_for(2000); /* the plain retry, 2..3 s after the second refusal */
+	rot_status(&W->n[0].m, W->now, &st);
+	assert_int_equal(st.rotations_deferred, 3);
 	W->n[1].r.busy_stage = false;
-	run_for(3100); /* the second retry: not doubled (would be 4..6 s) */
+	run_for(3100); /* the next one: not doubled (would be 4..6 s) */
+	assert_string_not_equal(assert_common_key(), old);
+	/* after a completed rotation the next refusal is retried quickly again */
+	snprintf(old, sizeof old, "%s", assert_common_key());
+	W->n[1].r.busy_stage = true;
+	rotate_now();
+	run_for(1700);
+	rot_status(&W->n[0].m, W->now, &st);
+	assert_int_equal(st.rotations_deferred, 5);
+	W->n[1].r.busy_stage = false;
+	run_for(3100);
 	assert_string_not_equal(assert_common_key(), old);
 	free_world();
 }
