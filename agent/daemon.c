@@ -94,6 +94,7 @@ struct channel {
 	uint64_t persist_us;          /* of which in state_save() (write, fsync, rename) */
 	unsigned kme_out, router_out; /* requests out; router_out counts waiting ones */
 	unsigned waiting;             /* stages waiting for the router */
+	int64_t router_wait_ms;       /* master: when a start first found the router busy; 0: not */
 	bool final_cancel;
 	/* a state write failed: the actions after it in the same batch that
 	 * depend on it are not carried out (protocol.md 10.3) */
@@ -143,6 +144,7 @@ struct qkdlinkd {
 	 * at once (router_holder()). */
 	struct rjob *waits; /* stages waiting for the router */
 	char busy_why[64];  /* chan_router_busy()'s answer */
+	bool waking;        /* router_wake() is handing the router over */
 };
 
 /* Intrusive lists of requests in flight, so that none leaks at the end. */
@@ -624,6 +626,7 @@ static const char *op_name(enum rot_router_op op)
 
 static void check_quiet(struct qkdlinkd *d);
 static void router_release(struct qkdlinkd *d);
+static void router_wake(struct qkdlinkd *d);
 static void rjob_free(struct rjob *j);
 
 /* The provisioning check's answer (at start): a router that lacks the CA or
@@ -718,6 +721,7 @@ static void nc_result_cb(evutil_socket_t fd, short what, void *arg)
 		rjob_free(j);
 	}
 	router_release(d);
+	router_wake(d);
 	if (d->stopping)
 		check_quiet(d);
 }
@@ -853,9 +857,67 @@ static const char *chan_router_busy(void *arg)
 		         (unsigned)holder);
 	else if (d->waits)
 		snprintf(d->busy_why, sizeof d->busy_why, "stages wait for it");
-	else
+	else {
+		c->router_wait_ms = 0;
 		return NULL;
+	}
+	/* the master now waits for the router: router_wake() hands it over in
+	 * the order the masters began to wait */
+	if (c->router_wait_ms == 0)
+		c->router_wait_ms = now_ms();
 	return d->busy_why;
+}
+
+/* True while no waiting master should be woken yet: a channel fetches a key
+ * (master enc_keys, slave dec_keys) and will want the router within
+ * milliseconds, or a master's rotation still holds its slaves' routers (their
+ * confirm follows the own one by a few milliseconds; a rotation started now
+ * would be refused there). */
+static bool router_claimed(const struct qkdlinkd *d)
+{
+	for (size_t i = 0; i < d->nch; i++) {
+		const struct chan_state *st = rot_persisted(&d->ch[i]->m);
+		if (st && st->pending_rotation != 0 && st->phase == STATE_PHASE_FETCHING)
+			return true;
+		if (rot_slaves_busy(&d->ch[i]->m))
+			return true;
+	}
+	return false;
+}
+
+/* A free router (no holder, no stage waiting, nobody fetching) goes to the
+ * master whose start has waited for it longest: it starts now, instead of at
+ * its next retry, when another may have taken the router first (scale finding
+ * 12). Masters that no longer wait (started, skipped for another reason,
+ * removed) are passed over and forgotten. */
+static void router_wake(struct qkdlinkd *d)
+{
+	if (d->waking || d->stopping)
+		return; /* the woken master's own events end here */
+	d->waking = true;
+	for (;;) {
+		struct channel *first = NULL;
+		for (size_t i = 0; i < d->nch; i++) {
+			struct channel *c = d->ch[i];
+			if (c->router_wait_ms == 0)
+				continue;
+			if (!rot_waits_for_router(&c->m))
+				c->router_wait_ms = 0;
+			else if (!first || c->router_wait_ms < first->router_wait_ms)
+				first = c;
+		}
+		/* the cheap test first: most events find no master waiting */
+		if (!first || d->waits || router_holder(d, 0) != 0 || router_claimed(d))
+			break;
+		int64_t now = now_ms();
+		log_debug(d->log,
+		          "channel %u master: router free, starting after %lld ms of waiting",
+		          (unsigned)first->id, (long long)(now - first->router_wait_ms));
+		first->router_wait_ms = 0;
+		struct rot_event ev = {.type = ROT_EV_ROUTER_FREE, .now_ms = now};
+		chan_handle(first, &ev);
+	}
+	d->waking = false;
 }
 
 /* Lets the next waiting stage in once nobody holds the router. */
@@ -1179,6 +1241,7 @@ static void chan_handle(struct channel *c, const struct rot_event *ev)
 	free(out);
 	chan_arm(c);
 	router_release(c->d);
+	router_wake(c->d);
 	/* the agent's own share of a rotation (performance.md 6): the machine and
 	 * its actions (persist with fsync, frames, requests handed out) */
 	int64_t t1 = now_us();
@@ -2199,6 +2262,7 @@ void qkdlinkd_reload(struct qkdlinkd *d)
 	free(reused);
 	free(fresh);
 	router_release(d);
+	router_wake(d);
 	log_info(d->log, "reloaded %s: %zu channel(s) kept, %zu added, %zu changed, %zu removed",
 	         d->config_path, kept, added, changed, removed);
 	return;

@@ -425,6 +425,7 @@ static bool m_start(struct rot_machine *m, struct rot_actions *out, const char *
 		snprintf(reason, sizeof reason, "own router busy");
 		base = min64(base, ROT_ROUTER_WAIT_MS);
 	}
+	m->router_wait = busy != NULL;
 	if (reason[0] != '\0') {
 		/* every skip is logged; a repeated reason only at debug level, so a
 		 * dead peer costs one line at info, not one per retry */
@@ -1521,6 +1522,12 @@ int rot_handle(struct rot_machine *m, const struct rot_event *ev, struct rot_act
 	case ROT_EV_NO_KEY:
 		on_no_key(m, out, ev->detail ? ev->detail : "no key known on the router");
 		break;
+	case ROT_EV_ROUTER_FREE:
+		/* m_tick() below starts it; a start that is no longer waiting for
+		 * the router (started, skipped for another reason) ignores it */
+		if (rot_waits_for_router(m))
+			m->rotate_due = m->now;
+		break;
 	default:
 		return failf(err, errlen, "unknown event type %d", (int)ev->type);
 	}
@@ -1534,6 +1541,16 @@ int rot_handle(struct rot_machine *m, const struct rot_event *ev, struct rot_act
 	if (out->overflow)
 		return failf(err, errlen, "action list overflow");
 	return 0;
+}
+
+bool rot_waits_for_router(const struct rot_machine *m)
+{
+	return is_master(m) && m->state == ROT_IDLE && m->retry_pending && m->router_wait;
+}
+
+bool rot_slaves_busy(const struct rot_machine *m)
+{
+	return is_master(m) && (m->state == ROT_M_COMMITTING || m->state == ROT_M_ABORTING);
 }
 
 int64_t rot_next_timer(const struct rot_machine *m)

@@ -84,8 +84,9 @@ struct rot_config {
 	/* master: asked before a rotation starts; NULL if the own router is free,
 	 * else why not (another channel's rotation holds it or waits for it).
 	 * A busy router skips the start, so no KME key is spent on a rotation
-	 * that could not stage, and it is tried again after ROT_ROUTER_WAIT_MS.
-	 * NULL callback: the router is always free. */
+	 * that could not stage, and it is tried again after ROT_ROUTER_WAIT_MS,
+	 * or at once on ROT_EV_ROUTER_FREE. NULL callback: the router is always
+	 * free. */
 	const char *(*router_busy)(void *arg);
 	void *router_arg;
 };
@@ -111,14 +112,19 @@ enum rot_state {
 /* NO_KEY: the daemon found that the router lacks the channel's CA or a
  * binding, or the state file was lost: the agent knows no key on its router;
  * the machine forgets its current key (HELLO digest zero) and the master
- * rotates afresh as soon as the peers allow. */
+ * rotates afresh as soon as the peers allow.
+ * ROUTER_FREE: the own router that a master's last start found busy is free
+ * now: if rot_waits_for_router(), the master starts at once instead of at its
+ * retry (the daemon hands a freed router to the master that waited longest,
+ * so a busy router is taken in turn, not by whoever polls first). */
 enum rot_ev_type {
 	ROT_EV_TICK = 0,
 	ROT_EV_FRAME,
 	ROT_EV_KME,
 	ROT_EV_ROUTER,
 	ROT_EV_ROTATE_NOW,
-	ROT_EV_NO_KEY
+	ROT_EV_NO_KEY,
+	ROT_EV_ROUTER_FREE
 };
 enum rot_kme_status { ROT_KME_OK = 0, ROT_KME_NOT_FOUND, ROT_KME_ERROR, ROT_KME_KEY_LOST };
 enum rot_router_op { ROT_OP_STAGE = 0, ROT_OP_CONFIRM, ROT_OP_CANCEL };
@@ -242,6 +248,7 @@ struct rot_machine {
 	bool retry_pending;    /* rotate_due is a retry delay: HELLOs never pull it forward */
 	bool want_key;         /* master: NO_KEY seen, rotate even if nobody knows a key */
 	unsigned defer_streak; /* deferrals since the last completed or failed rotation */
+	bool router_wait;      /* master: idle, the last start skipped: own router busy */
 	/* counters (completed, failed, deferred live in st: they survive restarts) */
 	uint64_t skipped;
 };
@@ -264,6 +271,16 @@ int rot_start(struct rot_machine *m, const struct chan_state *st, int64_t now_ms
  * event or an action overflow (a bug). */
 int rot_handle(struct rot_machine *m, const struct rot_event *ev, struct rot_actions *out,
                char *err, size_t errlen);
+
+/* True if m is a master whose last start was skipped because its own router
+ * was busy, and which has not started since: ROT_EV_ROUTER_FREE starts it. */
+bool rot_waits_for_router(const struct rot_machine *m);
+
+/* True while a master's rotation is done on its own router but may still hold
+ * a slave's: confirmed here, slaves not all confirmed yet (COMMITTING), or
+ * aborting. A rotation started now would meet that tail on the slave's router
+ * and be refused there. */
+bool rot_slaves_busy(const struct rot_machine *m);
 
 /* The earliest time rot_handle() wants a TICK (for the daemon's timer). */
 int64_t rot_next_timer(const struct rot_machine *m);

@@ -9,7 +9,8 @@
 # (tests/bench/scale.py); then the lab is taken down. Prints a markdown table;
 # JSON per N in SCALE_OUT (default /tmp/qkdscale.<pid>). Other settings:
 # SCALE_HELLO (hello interval, 5), SCALE_CONFIRM (T_c, 60), SCALE_MASTERS
-# (alternate | a). The routers run the fixture's scale variant (NC_SCALE=1 of
+# (alternate | a), SCALE_LOG_LEVEL (the agents' log level, info). The routers
+# run the fixture's scale variant (NC_SCALE=1 of
 # tests/fixtures/netconf/server.sh: no commit-time must on interface bindings,
 # which netconfd evaluates in O(N^2)); SCALE_BINDING_CHECK=1 keeps the must.
 # Not a test; needs root; about (warm-up + window + 15 s) per N.
@@ -44,7 +45,7 @@ for n in $NS; do
 	[ "$n" -ge 3 ] || { echo "scale: N=$n: at least 3 (the lab has 2 channels)" >&2; exit 1; }
 	DIR=$(mktemp -d /tmp/qkdscale.XXXXXX)
 	LAB_ROTATION_INTERVAL=$INTERVAL LAB_HELLO_INTERVAL=${SCALE_HELLO:-5} \
-		LAB_CONFIRM_TIMEOUT=${SCALE_CONFIRM:-60} LAB_LOG_LEVEL=info \
+		LAB_CONFIRM_TIMEOUT=${SCALE_CONFIRM:-60} LAB_LOG_LEVEL=${SCALE_LOG_LEVEL:-info} \
 		sh tests/lab/lab.sh up "$DIR" >"$OUT/up-$n.log" 2>&1 || { cat "$OUT/up-$n.log" >&2; exit 1; }
 	/usr/bin/python3 tests/lab/channels.py "$DIR" add $((n - 2)) --interval "$INTERVAL" \
 		--masters "${SCALE_MASTERS:-alternate}" >"$OUT/channels-$n.log" 2>&1 ||

@@ -1237,6 +1237,20 @@ static const char *busy_router(void *arg)
 	return *(const char **)arg;
 }
 
+/* One channel whose master asks busy_router(*why) before each start, keyed
+ * by a first rotation (its key_ID in old). Returns the master's enc_keys calls. */
+static int world_with_router_busy(const char **why, char *old, size_t oldlen)
+{
+	setup_world(1);
+	W->n[0].cfg.router_busy = busy_router;
+	W->n[0].cfg.router_arg = why;
+	start_all();
+	rotate_now();
+	run_for(2000);
+	snprintf(old, oldlen, "%s", assert_common_key());
+	return W->n[0].enc_calls;
+}
+
 /* Scale findings 7, 9 and 10: a master whose own router is busy does not
  * start (no KME key spent) and tries again within ROT_ROUTER_WAIT_MS and
  * half; a channel that holds a key and is deferred retries quickly once, then
@@ -1244,16 +1258,9 @@ static const char *busy_router(void *arg)
 static void test_own_router_busy_no_key_spent(void **state)
 {
 	(void)state;
-	setup_world(1);
 	const char *why = NULL;
-	W->n[0].cfg.router_busy = busy_router;
-	W->n[0].cfg.router_arg = &why;
-	start_all();
-	rotate_now();
-	run_for(2000);
 	char old[QKD_KEYID_MAX + 1];
-	snprintf(old, sizeof old, "%s", assert_common_key());
-	int enc = W->n[0].enc_calls;
+	int enc = world_with_router_busy(&why, old, sizeof old);
 	why = "channel 9 is rotating";
 	rotate_now();
 	run_for(5000);
@@ -1296,6 +1303,51 @@ static void test_own_router_busy_no_key_spent(void **state)
 	W->n[1].r.busy_stage = false;
 	run_for(3100);
 	assert_string_not_equal(assert_common_key(), old);
+	free_world();
+}
+
+/* Scale finding 12: a master whose start found its own router busy waits for
+ * it (rot_waits_for_router) and starts as soon as the daemon says the router
+ * is free (ROT_EV_ROUTER_FREE), not at its retry 1..1.5 s later; a master
+ * that does not wait for the router ignores the event. rot_slaves_busy()
+ * tells the daemon that a rotation confirmed here still holds its slave. */
+static void test_router_free_starts_waiting_master(void **state)
+{
+	(void)state;
+	const char *why = NULL;
+	char old[QKD_KEYID_MAX + 1];
+	int enc = world_with_router_busy(&why, old, sizeof old);
+	struct rot_event free_ev = {.type = ROT_EV_ROUTER_FREE};
+	handle(0, &free_ev); /* idle, not waiting: nothing starts */
+	assert_false(rot_waits_for_router(&W->n[0].m));
+	assert_int_equal(W->n[0].enc_calls, enc);
+	assert_int_equal(W->n[0].m.state, ROT_IDLE);
+	why = "channel 9 is rotating";
+	rotate_now();
+	run_for(100);
+	assert_true(rot_waits_for_router(&W->n[0].m));
+	assert_int_equal(W->n[0].enc_calls, enc);
+	handle(0, &free_ev); /* still busy: skipped again, still waiting */
+	assert_true(rot_waits_for_router(&W->n[0].m));
+	assert_int_equal(W->n[0].enc_calls, enc);
+	why = NULL;
+	handle(0, &free_ev); /* free: starts now, 100 ms after the skip */
+	assert_false(rot_waits_for_router(&W->n[0].m));
+	assert_int_equal(W->n[0].enc_calls, enc + 1);
+	assert_int_equal(W->n[0].m.state, ROT_M_FETCHING);
+	assert_false(rot_slaves_busy(&W->n[0].m));
+	/* confirmed on the own router, the slave's confirm still to come: the
+	 * daemon wakes no other master yet (its stage would meet this tail) */
+	for (int i = 0; i < 2000 && W->n[0].m.state != ROT_M_COMMITTING; i++)
+		run_for(1);
+	assert_int_equal(W->n[0].m.state, ROT_M_COMMITTING);
+	assert_true(rot_slaves_busy(&W->n[0].m));
+	run_for(2000);
+	assert_false(rot_slaves_busy(&W->n[0].m));
+	assert_string_not_equal(assert_common_key(), old);
+	/* a slave never waits for the router this way, nor holds slaves */
+	assert_false(rot_waits_for_router(&W->n[1].m));
+	assert_false(rot_slaves_busy(&W->n[1].m));
 	free_world();
 }
 
@@ -1805,6 +1857,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_restart_slave_staging, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_router_busy_deferred, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_own_router_busy_no_key_spent, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_router_free_starts_waiting_master, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_silent_slave_releases_router, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_writes_per_rotation, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_key, setup, teardown),
