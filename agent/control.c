@@ -164,23 +164,9 @@ static json_t *channel_json(const struct control_channel *c)
 	return o;
 }
 
-json_t *control_status_json(const struct control_status *s)
+static json_t *frames_json(const struct control_status *s)
 {
 	bool bad = false;
-	json_t *o = json_object();
-	if (!o)
-		return NULL;
-	put(o, "sae_id", json_string(s->sae_id ? s->sae_id : ""), &bad);
-	json_t *chs = json_array();
-	for (size_t i = 0; chs && i < s->nchannels; i++) {
-		json_t *c = channel_json(&s->channels[i]);
-		if (!c || json_array_append_new(chs, c) != 0) {
-			bad = true;
-			break;
-		}
-	}
-	put(o, "channels", chs, &bad);
-
 	json_t *fr = json_object();
 	json_t *dr = json_object();
 	if (fr && dr) {
@@ -194,25 +180,67 @@ json_t *control_status_json(const struct control_status *s)
 		bad = true;
 	}
 	json_decref(dr);
-	put(o, "frames", fr, &bad);
-
-	json_t *k = json_object();
-	if (k) {
-		put(k, "cert_days_left", s->cert_known ? json_integer(s->cert_days) : json_null(),
-		    &bad);
-		put(k, "ca_days_left", s->cert_known ? json_integer(s->ca_days) : json_null(),
-		    &bad);
-		put(k, "warn_days", json_integer(s->warn_days), &bad);
-		bool warn = s->cert_known && s->warn_days > 0 &&
-		            (s->cert_days < (long)s->warn_days || s->ca_days < (long)s->warn_days);
-		put(k, "warning", json_boolean(warn), &bad);
-	}
-	put(o, "kme", k, &bad);
 	if (bad) {
-		json_decref(o);
+		json_decref(fr);
 		return NULL;
 	}
-	return o;
+	return fr;
+}
+
+static json_t *kme_json(const struct control_status *s)
+{
+	bool bad = false;
+	json_t *k = json_object();
+	if (!k)
+		return NULL;
+	put(k, "cert_days_left", s->cert_known ? json_integer(s->cert_days) : json_null(), &bad);
+	put(k, "ca_days_left", s->cert_known ? json_integer(s->ca_days) : json_null(), &bad);
+	put(k, "warn_days", json_integer(s->warn_days), &bad);
+	bool warn = s->cert_known && s->warn_days > 0 &&
+	            (s->cert_days < (long)s->warn_days || s->ca_days < (long)s->warn_days);
+	put(k, "warning", json_boolean(warn), &bad);
+	if (bad) {
+		json_decref(k);
+		return NULL;
+	}
+	return k;
+}
+
+/* Writes v (taken over; NULL: an allocation failed) as compact JSON. */
+static int write_value(json_t *v, json_dump_callback_t out, void *arg)
+{
+	if (!v)
+		return -1;
+	int r = json_dump_callback(v, out, arg,
+	                           JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(6));
+	json_decref(v);
+	return r == 0 ? 0 : -1;
+}
+
+static int write_text(const char *text, json_dump_callback_t out, void *arg)
+{
+	return out(text, strlen(text), arg) == 0 ? 0 : -1;
+}
+
+int control_status_write(const struct control_status *s, json_dump_callback_t out, void *arg)
+{
+	if (write_text("{\"sae_id\":", out, arg) != 0 ||
+	    write_value(json_string(s->sae_id ? s->sae_id : ""), out, arg) != 0 ||
+	    write_text(",\"channels\":[", out, arg) != 0)
+		return -1;
+	for (size_t i = 0; i < s->nchannels; i++) {
+		struct control_channel c;
+		memset(&c, 0, sizeof c);
+		s->channel(s->channel_arg, i, &c);
+		if ((i > 0 && write_text(",", out, arg) != 0) ||
+		    write_value(channel_json(&c), out, arg) != 0)
+			return -1;
+	}
+	if (write_text("],\"frames\":", out, arg) != 0 ||
+	    write_value(frames_json(s), out, arg) != 0 || write_text(",\"kme\":", out, arg) != 0 ||
+	    write_value(kme_json(s), out, arg) != 0 || write_text("}", out, arg) != 0)
+		return -1;
+	return 0;
 }
 
 json_t *control_reply(const char *error)

@@ -45,7 +45,7 @@ struct control_request {
 int control_parse(const char *line, size_t len, struct control_request *req, char *err,
                   size_t errlen);
 
-/* One channel as the daemon sees it, for control_status_json(). */
+/* One channel as the daemon sees it, for control_status_write(). */
 struct control_channel {
 	uint32_t id;
 	const char *ca_name;
@@ -59,16 +59,22 @@ struct control_channel {
 
 struct control_status {
 	const char *sae_id;
-	const struct control_channel *channels;
 	size_t nchannels;
+	/* fills *out (zeroed) with channel i, 0 <= i < nchannels; strings must
+	 * stay valid until the next call */
+	void (*channel)(void *channel_arg, size_t i, struct control_channel *out);
+	void *channel_arg;
 	uint64_t frames[QKD_DROP_COUNT]; /* [QKD_OK]: accepted */
 	bool cert_known;
 	long cert_days, ca_days;
 	unsigned warn_days; /* 0: never warn */
 };
 
-/* The status object (NULL on allocation failure). */
-json_t *control_status_json(const struct control_status *s);
+/* Writes the status object as one line of compact JSON (no newline) through
+ * out, one channel at a time: the memory it takes does not grow with the
+ * number of channels (a whole tree of 1,000 channels and its text took about
+ * 5 MiB). 0, or -1 if an allocation or out failed (part may be written). */
+int control_status_write(const struct control_status *s, json_dump_callback_t out, void *arg);
 
 /* {"ok":true} or {"ok":false,"error":error} (NULL on allocation failure). */
 json_t *control_reply(const char *error);

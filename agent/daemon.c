@@ -1589,34 +1589,51 @@ static void cert_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- control socket ---- */
 
-static json_t *status_json(struct qkdlinkd *d)
+/* control_status.channel: channel i as the status shows it */
+static void status_channel(void *arg, size_t i, struct control_channel *v)
 {
-	struct control_channel *v = calloc(d->nch ? d->nch : 1, sizeof *v);
-	if (!v)
-		return NULL;
-	int64_t now = now_ms();
-	for (size_t i = 0; i < d->nch; i++) {
-		struct channel *c = d->ch[i];
-		v[i].id = c->id;
-		v[i].ca_name = c->cc->ca_name;
-		rot_status(&c->m, now, &v[i].st);
-		v[i].has_metrics = c->has_metrics;
-		v[i].metrics = c->metrics;
-		v[i].busy_us = c->busy_us;
-		v[i].persist_us = c->persist_us;
-		v[i].state_error = c->state_err[0] ? c->state_err : NULL;
-	}
+	struct qkdlinkd *d = arg;
+	struct channel *c = d->ch[i];
+	v->id = c->id;
+	v->ca_name = c->cc->ca_name;
+	rot_status(&c->m, now_ms(), &v->st);
+	v->has_metrics = c->has_metrics;
+	v->metrics = c->metrics;
+	v->busy_us = c->busy_us;
+	v->persist_us = c->persist_us;
+	v->state_error = c->state_err[0] ? c->state_err : NULL;
+}
+
+static int status_out(const char *buf, size_t size, void *arg)
+{
+	return evbuffer_add(arg, buf, size);
+}
+
+/* The status, straight into out, one channel at a time (control.h). 0 or -1
+ * (out then holds nothing of it). */
+static int status_write(struct qkdlinkd *d, struct evbuffer *out)
+{
 	struct control_status s = {.sae_id = d->cfg.sae_id,
-	                           .channels = v,
 	                           .nchannels = d->nch,
+	                           .channel = status_channel,
+	                           .channel_arg = d,
 	                           .cert_known = d->cert_known,
 	                           .cert_days = d->cert_days,
 	                           .ca_days = d->ca_days,
 	                           .warn_days = d->cfg.kme.cert_warn_days};
 	memcpy(s.frames, d->rx.count, sizeof s.frames);
-	json_t *j = control_status_json(&s);
-	free(v);
-	return j;
+	size_t before = evbuffer_get_length(out);
+	if (control_status_write(&s, status_out, out) != 0 || evbuffer_add(out, "\n", 1) != 0) {
+		struct evbuffer *drop = evbuffer_new();
+		/* take back what was written: a cut JSON text is worse than none */
+		if (drop && evbuffer_remove_buffer(out, drop, before) >= 0) {
+			evbuffer_drain(out, evbuffer_get_length(out));
+			evbuffer_add_buffer(out, drop);
+		}
+		evbuffer_free(drop);
+		return -1;
+	}
+	return 0;
 }
 
 static void ctl_close(struct ctl_client *cl)
@@ -1645,7 +1662,7 @@ static json_t *ctl_do(struct qkdlinkd *d, const struct control_request *rq)
 	char err[256];
 	switch (rq->cmd) {
 	case CONTROL_STATUS:
-		return status_json(d);
+		return control_reply("internal: status is written by status_write()");
 	case CONTROL_ROTATE: {
 		struct channel *c = chan_find(d, rq->channel, 0);
 		if (!c) {
@@ -1690,10 +1707,22 @@ static void ctl_read_cb(struct bufferevent *bev, void *arg)
 	} else {
 		struct control_request rq;
 		char err[256];
-		if (control_parse(line, len, &rq, err, sizeof err) != 0)
+		if (control_parse(line, len, &rq, err, sizeof err) != 0) {
 			reply = control_reply(err);
-		else
+		} else if (rq.cmd == CONTROL_STATUS) {
+			free(line);
+			cl->answered = true;
+			if (status_write(cl->d, bufferevent_get_output(bev)) != 0) {
+				log_msg(cl->d->log, LOG_ERR,
+				        "control socket: status: out of memory");
+				ctl_close(cl);
+				return;
+			}
+			bufferevent_disable(bev, EV_READ);
+			return;
+		} else {
 			reply = ctl_do(cl->d, &rq);
+		}
 		free(line);
 	}
 	char *text = reply ? json_dumps(reply, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
