@@ -1609,8 +1609,8 @@ static int status_out(const char *buf, size_t size, void *arg)
 	return evbuffer_add(arg, buf, size);
 }
 
-/* The status, straight into out, one channel at a time (control.h). 0 or -1
- * (out then holds nothing of it). */
+/* The status, straight into out, one channel at a time (control.h). 0, or -1
+ * with part of it written: the caller then closes the client, which frees out. */
 static int status_write(struct qkdlinkd *d, struct evbuffer *out)
 {
 	struct control_status s = {.sae_id = d->cfg.sae_id,
@@ -1622,17 +1622,8 @@ static int status_write(struct qkdlinkd *d, struct evbuffer *out)
 	                           .ca_days = d->ca_days,
 	                           .warn_days = d->cfg.kme.cert_warn_days};
 	memcpy(s.frames, d->rx.count, sizeof s.frames);
-	size_t before = evbuffer_get_length(out);
-	if (control_status_write(&s, status_out, out) != 0 || evbuffer_add(out, "\n", 1) != 0) {
-		struct evbuffer *drop = evbuffer_new();
-		/* take back what was written: a cut JSON text is worse than none */
-		if (drop && evbuffer_remove_buffer(out, drop, before) >= 0) {
-			evbuffer_drain(out, evbuffer_get_length(out));
-			evbuffer_add_buffer(out, drop);
-		}
-		evbuffer_free(drop);
+	if (control_status_write(&s, status_out, out) != 0 || evbuffer_add(out, "\n", 1) != 0)
 		return -1;
-	}
 	return 0;
 }
 
