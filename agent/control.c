@@ -174,6 +174,7 @@ static json_t *frames_json(const struct control_status *s)
 		for (int d = 1; d < QKD_DROP_COUNT; d++)
 			put(dr, qkd_drop_name((enum qkd_drop)d),
 			    json_integer((json_int_t)s->frames[d]), &bad);
+		put(dr, "ring_full", json_integer((json_int_t)s->ring_full), &bad);
 		put(fr, "dropped", dr, &bad);
 		dr = NULL;
 	} else {

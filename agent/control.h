@@ -15,7 +15,7 @@
  * "peers":[{"sae_id","alive","last_heard_s"}],"rotations_completed",
  * "rotations_failed","rotations_deferred","rotations_skipped","agent_busy_us",
  * "agent_persist_us","state_error"}], "frames":{"accepted",
- * "dropped":{reason:count}}, "kme":{"cert_days_left","ca_days_left",
+ * "dropped":{reason:count, "ring_full":count}}, "kme":{"cert_days_left","ca_days_left",
  * "warn_days","warning"}}. Never key material: key_IDs only.
  */
 #ifndef QKD_AGENT_CONTROL_H
@@ -65,6 +65,7 @@ struct control_status {
 	void (*channel)(void *channel_arg, size_t i, struct control_channel *out);
 	void *channel_arg;
 	uint64_t frames[QKD_DROP_COUNT]; /* [QKD_OK]: accepted */
+	uint64_t ring_full;              /* dropped by the kernel: receive ring full */
 	bool cert_known;
 	long cert_days, ca_days;
 	unsigned warn_days; /* 0: never warn */

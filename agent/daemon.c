@@ -63,6 +63,8 @@
 #define CONTROL_TIMEOUT_S 5
 #define NC_QUEUE_MAX 256
 #define RX_PEERS_PER_CHANNEL 16
+#define RING_CHECK_MS 1000 /* how often a busy port reads the kernel's drop count */
+#define RING_LOG_MS 60000  /* at most one "receive ring full" line per minute */
 
 struct qkdlinkd;
 
@@ -116,6 +118,10 @@ struct qkdlinkd {
 	struct agent_config cfg;
 	struct qkd_port *port;
 	struct event *port_ev;
+	uint64_t ring_full;      /* frames the kernel dropped: the receive ring was full */
+	uint64_t ring_logged;    /* ring_full at the last log line */
+	int64_t ring_checked_ms; /* last reading of the kernel's counters */
+	int64_t ring_logged_ms;
 	struct qkd_rx rx;
 	bool rx_set;
 	struct kme_client *kme;
@@ -1497,6 +1503,31 @@ static bool frame_cb(void *ctx, const struct qkd_port_frame *f)
 	return false;
 }
 
+/* Reads the kernel's count of frames dropped because the receive ring was
+ * full (a flood, or the agent kept from the CPU): genuine frames lost there are
+ * never seen, only retransmitted. Says so at most once per RING_LOG_MS. */
+static void ring_check(struct qkdlinkd *d, int64_t now)
+{
+	struct qkd_port_stats ps;
+	char err[256];
+	d->ring_checked_ms = now;
+	if (qkd_port_stats(d->port, &ps, err, sizeof err) != 0) {
+		log_debug(d->log, "port: %s", err);
+		return;
+	}
+	d->ring_full = ps.dropped;
+	if (d->ring_full == d->ring_logged ||
+	    (d->ring_logged_ms != 0 && now - d->ring_logged_ms < RING_LOG_MS))
+		return;
+	log_warnx(d->log,
+	          "port %s: the kernel dropped %" PRIu64
+	          " frames, the receive ring was full (a flood, or the agent starved of CPU); "
+	          "lost frames are retransmitted",
+	          d->cfg.port.rx_interface, d->ring_full - d->ring_logged);
+	d->ring_logged = d->ring_full;
+	d->ring_logged_ms = now;
+}
+
 static void port_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -1506,6 +1537,9 @@ static void port_cb(evutil_socket_t fd, short what, void *arg)
 	if (d->stopping)
 		return;
 	int n = qkd_port_drain(d->port, 64, frame_cb, d, err, sizeof err);
+	int64_t now = now_ms();
+	if (now - d->ring_checked_ms >= RING_CHECK_MS)
+		ring_check(d, now);
 	if (n < 0)
 		log_msg(d->log, LOG_ERR, "port: %s", err);
 	else if (n == 64) {
@@ -1622,6 +1656,11 @@ static int status_write(struct qkdlinkd *d, struct evbuffer *out)
 	                           .ca_days = d->ca_days,
 	                           .warn_days = d->cfg.kme.cert_warn_days};
 	memcpy(s.frames, d->rx.count, sizeof s.frames);
+	struct qkd_port_stats ps;
+	char err[256];
+	if (qkd_port_stats(d->port, &ps, err, sizeof err) == 0)
+		d->ring_full = ps.dropped;
+	s.ring_full = d->ring_full;
 	if (control_status_write(&s, status_out, out) != 0 || evbuffer_add(out, "\n", 1) != 0)
 		return -1;
 	return 0;

@@ -41,6 +41,9 @@ struct qkd_port {
 	qkd_port_rx_fn fn; /* set for the duration of one drain */
 	void *ctx;
 	int handed;
+	/* libpcap's counters are 32 bits: the last raw values and 64-bit sums */
+	unsigned raw[3];
+	struct qkd_port_stats total;
 	/* send side */
 	libnet_t *net;
 	libnet_ptag_t ptag;
@@ -204,6 +207,14 @@ int qkd_port_drain(struct qkd_port *port, int max, qkd_port_rx_fn fn, void *ctx,
 	return port->handed;
 }
 
+/* Adds what a 32-bit counter grew by since its last reading (modulo 2^32, so
+ * a wrap between two readings is counted right). */
+static void accumulate(unsigned *raw, unsigned now, uint64_t *total)
+{
+	*total += (uint32_t)(now - *raw);
+	*raw = now;
+}
+
 int qkd_port_stats(struct qkd_port *port, struct qkd_port_stats *st, char *err, size_t errlen)
 {
 	memset(st, 0, sizeof *st);
@@ -213,9 +224,10 @@ int qkd_port_stats(struct qkd_port *port, struct qkd_port_stats *st, char *err, 
 	if (pcap_stats(port->pcap, &ps) != 0)
 		return fail(err, errlen, QKD_PORT_EIO, "receive on %s: statistics: %s",
 		            port->rx_name, pcap_geterr(port->pcap));
-	st->received = ps.ps_recv;
-	st->dropped = ps.ps_drop;
-	st->ifdropped = ps.ps_ifdrop;
+	accumulate(&port->raw[0], ps.ps_recv, &port->total.received);
+	accumulate(&port->raw[1], ps.ps_drop, &port->total.dropped);
+	accumulate(&port->raw[2], ps.ps_ifdrop, &port->total.ifdropped);
+	*st = port->total;
 	return QKD_PORT_OK;
 }
 

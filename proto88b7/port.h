@@ -69,6 +69,7 @@ struct qkd_port_frame {
 /* Called for each frame; return true to stop draining after this one. */
 typedef bool (*qkd_port_rx_fn)(void *ctx, const struct qkd_port_frame *frame);
 
+/* Since the port was opened; 64 bits, so they do not wrap as libpcap's do. */
 struct qkd_port_stats {
 	uint64_t received; /* ps_recv: frames that passed the kernel filter */
 	uint64_t dropped;  /* ps_drop: lost because the ring was full */
@@ -79,7 +80,7 @@ struct qkd_port;
 
 /*
  * Opens the port: the receive handle (promiscuous, so that a mirror port sees
- * frames for any destination; immediate mode; 4 MiB ring; BPF filter; inbound
+ * frames for any destination; immediate mode; a ring of QKD_PORT_BUFFER; BPF filter; inbound
  * only; non-blocking) and/or the send handle (libnet, with a drop-all filter
  * on its unused receive socket).
  * Returns 0 with *out set, or a qkd_port_error with err naming the interface
@@ -117,7 +118,8 @@ int qkd_port_send(struct qkd_port *port, const uint8_t *pdu, size_t len, char *e
 /* The source MAC of sent frames, or NULL without a send side. */
 const uint8_t *qkd_port_src(const struct qkd_port *port);
 
-/* libpcap's counters for the receive side. 0 or a qkd_port_error. */
+/* libpcap's counters for the receive side, summed in 64 bits: call it at
+ * least once per 2^32 frames. 0 or a qkd_port_error. */
 int qkd_port_stats(struct qkd_port *port, struct qkd_port_stats *st, char *err, size_t errlen);
 
 #endif

@@ -171,6 +171,7 @@ static void test_status_json(void **state)
 	                           .warn_days = 30};
 	s.frames[QKD_OK] = 42;
 	s.frames[QKD_DROP_BAD_MAC] = 2;
+	s.ring_full = 5000000000ULL; /* past 32 bits */
 	json_t *j = status_json(&s);
 	/* a failing output ends the write with -1 */
 	size_t written = 0;
@@ -215,9 +216,10 @@ static void test_status_json(void **state)
 	json_t *fr = json_object_get(j, "frames");
 	assert_int_equal(json_integer_value(json_object_get(fr, "accepted")), 42);
 	json_t *dr = json_object_get(fr, "dropped");
-	assert_int_equal(json_object_size(dr), QKD_DROP_COUNT - 1);
+	assert_int_equal(json_object_size(dr), QKD_DROP_COUNT); /* every reason and ring_full */
 	assert_int_equal(json_integer_value(json_object_get(dr, "bad_mac")), 2);
 	assert_int_equal(json_integer_value(json_object_get(dr, "replay")), 0);
+	assert_true(json_integer_value(json_object_get(dr, "ring_full")) == 5000000000LL);
 
 	json_t *k = json_object_get(j, "kme");
 	assert_int_equal(json_integer_value(json_object_get(k, "cert_days_left")), 12);
@@ -239,7 +241,7 @@ static void test_status_json(void **state)
 	assert_non_null(strstr(buf, "channel 8 (CA8): slave, FETCHING\n"));
 	assert_non_null(strstr(buf, "pending rotation 9 key_ID k9"));
 	assert_non_null(strstr(buf, "peer SAE-C: dead, never heard"));
-	assert_non_null(strstr(buf, "frames: 42 accepted, 2 bad_mac\n"));
+	assert_non_null(strstr(buf, "frames: 42 accepted, 2 bad_mac, 5000000000 ring_full\n"));
 	free(buf);
 	json_decref(j);
 }
