@@ -480,13 +480,18 @@ static bool m_start(struct rot_machine *m, struct rot_actions *out, const char *
 	return true;
 }
 
-static void m_decide_if_ready(struct rot_machine *m, struct rot_actions *out)
+static bool m_slaves_staged(const struct rot_machine *m)
 {
-	if (m->state != ROT_M_ANNOUNCING || !m->own_staged)
-		return;
 	for (size_t i = 0; i < m->npeers; i++)
 		if (!m->peers[i].staged)
-			return;
+			return false;
+	return true;
+}
+
+static void m_decide_if_ready(struct rot_machine *m, struct rot_actions *out)
+{
+	if (m->state != ROT_M_ANNOUNCING || !m->own_staged || !m_slaves_staged(m))
+		return;
 	m->st.phase = STATE_PHASE_CONFIRMING;
 	m->state = ROT_M_CONFIRMING;
 	m->decided_ms = m->now;
@@ -841,7 +846,9 @@ static void m_tick(struct rot_machine *m, struct rot_actions *out)
 			return;
 		}
 		if (m->now >= m->t_rto) {
-			send_announce(m, out);
+			/* every slave ACKed OK: only the own stage is awaited */
+			if (!m_slaves_staged(m))
+				send_announce(m, out);
 			m->rto = min64(m->rto * 2, m->cfg.rto_max_ms);
 			m->t_rto = m->now + m->rto;
 		}
@@ -936,6 +943,15 @@ static void s_apply_decision(struct rot_machine *m, struct rot_actions *out)
 		s_confirm(m, out);
 	else if (m->decision_pending != m->rot)
 		s_cancel(m, out, "the master gave the rotation up");
+}
+
+/* A staged slave repeats its ACK OK (rto, doubling) until it hears the decision:
+ * the master's retransmitted ANNOUNCE alone gives a lost ACK one chance per
+ * round trip, and a rotation whose every ACK is lost within D is aborted. */
+static void s_ack_rto_start(struct rot_machine *m, int64_t now)
+{
+	m->rto = m->cfg.rto_ms;
+	m->t_rto = now + m->rto;
 }
 
 static void s_on_announce(struct rot_machine *m, struct rot_actions *out,
@@ -1111,6 +1127,7 @@ static void s_on_router(struct rot_machine *m, struct rot_actions *out, const st
 		logf_(m, out, ROT_LOG_INFO, "rotation %u key_ID %s: staged, waiting for the master",
 		      (unsigned)m->rot, m->key_id);
 		send_ack(m, out, m->rot, QKD_RES_OK, "");
+		s_ack_rto_start(m, m->now);
 		send_hello(m, out);
 		s_apply_decision(m, out);
 		return;
@@ -1178,8 +1195,15 @@ static void s_tick(struct rot_machine *m, struct rot_actions *out)
 		}
 		break;
 	case ROT_S_STAGED:
-		if (m->now >= m->giveup)
+		if (m->now >= m->giveup) {
 			s_cancel(m, out, "no decision from the master in time");
+		} else if (m->now >= m->t_rto) {
+			logf_(m, out, ROT_LOG_DEBUG, "rotation %u: no decision yet, ACK OK again",
+			      (unsigned)m->rot);
+			send_ack(m, out, m->rot, QKD_RES_OK, "");
+			m->rto = min64(m->rto * 2, m->cfg.rto_max_ms);
+			m->t_rto = m->now + m->rto;
+		}
 		break;
 	case ROT_S_CONFIRMING:
 	case ROT_S_CANCELLING:
@@ -1459,6 +1483,7 @@ int rot_start(struct rot_machine *m, const struct chan_state *st, int64_t now_ms
 			m->state = ROT_S_STAGED;
 			m->decision_seen = false;
 			m->giveup = now_ms + commit_window(m);
+			s_ack_rto_start(m, now_ms);
 		}
 		break;
 	case STATE_PHASE_CONFIRMING:
@@ -1576,7 +1601,7 @@ int64_t rot_next_timer(const struct rot_machine *m)
 		t = min64(t, m->t_fetch);
 		break;
 	case ROT_S_STAGED:
-		t = min64(t, m->giveup);
+		t = min64(t, min64(m->t_rto, m->giveup));
 		break;
 	case ROT_IDLE:
 		if (is_master(m))

@@ -805,6 +805,59 @@ static void test_lost_acks_and_decision(void **state)
 	free_world();
 }
 
+/* A staged slave repeats its ACK OK until it hears the decision: here its
+ * first ACK OK and every retransmitted ANNOUNCE are lost, so only its own
+ * repeat can reach the master (without it, the master aborts at D). */
+static void test_lost_ack_slave_repeats(void **state)
+{
+	(void)state;
+	setup_world(1);
+	start_all();
+	W->drop_type[QKD_MSG_ACK] = 1;
+	rotate_now();
+	run_for(45);
+	assert_int_equal(W->n[1].m.state, ROT_S_STAGED);
+	assert_int_equal(W->n[1].acks[QKD_RES_OK], 1);
+	W->drop_type[QKD_MSG_ANNOUNCE] = 1000;
+	run_for(3000);
+	assert_common_key();
+	assert_all_idle();
+	assert_true(W->n[0].nannounce >= 2); /* the master retransmitted, in vain */
+	assert_int_equal(W->n[1].acks[QKD_RES_OK], 2);
+	assert_int_equal(W->n[1].dec_calls, 1);
+	assert_int_equal(W->n[0].m.st.rotations_ok, 1);
+	/* the decision stops the repeats */
+	run_for(10000);
+	assert_int_equal(W->n[1].acks[QKD_RES_OK], 2);
+	W->drop_type[QKD_MSG_ANNOUNCE] = 0;
+	free_world();
+}
+
+/* A master slow to decide (its router takes 2 s per commit) hears the slave's
+ * ACK OK repeated with the ANNOUNCE's backoff: 250, 500, 1000 ms, then the
+ * maximum (2 s here), until its decision HELLO arrives; it no longer
+ * retransmits its ANNOUNCE once every slave has ACKed OK. */
+static void test_slow_decision_ack_backoff(void **state)
+{
+	(void)state;
+	setup_world(1);
+	W->router_ms[0] = 2000;
+	start_all();
+	rotate_now();
+	run_for(10000);
+	assert_common_key();
+	assert_all_idle();
+	/* staged at about 41 ms, decision at about 4,006 ms: repeats at
+	 * 291, 791, 1791 and 3791 ms; the next (5791) is not due */
+	assert_int_equal(W->n[1].acks[QKD_RES_OK], 5);
+	/* and the master, which has every ACK OK, does not announce again while
+	 * its own stage runs */
+	assert_int_equal(W->n[0].nannounce, 1);
+	assert_int_equal(W->n[0].m.st.rotations_ok, 1);
+	assert_int_equal(W->n[0].m.st.rotations_failed, 0);
+	free_world();
+}
+
 static void test_not_found_then_found(void **state)
 {
 	(void)state;
@@ -1840,6 +1893,8 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_lost_announce_backoff, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lost_acks_and_decision, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lost_ack_slave_repeats, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_slow_decision_ack_backoff, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_not_found_then_found, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_not_found_for_good, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_key_lost_new_rotation, setup, teardown),
