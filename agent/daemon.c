@@ -1503,20 +1503,26 @@ static bool frame_cb(void *ctx, const struct qkd_port_frame *f)
 	return false;
 }
 
-/* Reads the kernel's count of frames dropped because the receive ring was
- * full (a flood, or the agent kept from the CPU): genuine frames lost there are
- * never seen, only retransmitted. Says so at most once per RING_LOG_MS. */
-static void ring_check(struct qkdlinkd *d, int64_t now)
+/* Reads into ring_full the kernel's count of frames dropped because the
+ * receive ring was full (a flood, or the agent kept from the CPU): genuine
+ * frames lost there are never seen, only retransmitted. 0 or -1. */
+static int ring_read(struct qkdlinkd *d)
 {
 	struct qkd_port_stats ps;
 	char err[256];
-	d->ring_checked_ms = now;
 	if (qkd_port_stats(d->port, &ps, err, sizeof err) != 0) {
 		log_debug(d->log, "port: %s", err);
-		return;
+		return -1;
 	}
 	d->ring_full = ps.dropped;
-	if (d->ring_full == d->ring_logged ||
+	return 0;
+}
+
+/* ring_read(), and a warning when the count grew: at most once per RING_LOG_MS. */
+static void ring_check(struct qkdlinkd *d, int64_t now)
+{
+	d->ring_checked_ms = now;
+	if (ring_read(d) != 0 || d->ring_full == d->ring_logged ||
 	    (d->ring_logged_ms != 0 && now - d->ring_logged_ms < RING_LOG_MS))
 		return;
 	log_warnx(d->log,
@@ -1656,10 +1662,7 @@ static int status_write(struct qkdlinkd *d, struct evbuffer *out)
 	                           .ca_days = d->ca_days,
 	                           .warn_days = d->cfg.kme.cert_warn_days};
 	memcpy(s.frames, d->rx.count, sizeof s.frames);
-	struct qkd_port_stats ps;
-	char err[256];
-	if (qkd_port_stats(d->port, &ps, err, sizeof err) == 0)
-		d->ring_full = ps.dropped;
+	(void)ring_read(d); /* on failure, the last count read */
 	s.ring_full = d->ring_full;
 	if (control_status_write(&s, status_out, out) != 0 || evbuffer_add(out, "\n", 1) != 0)
 		return -1;

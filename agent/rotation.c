@@ -123,6 +123,23 @@ static void persist_id(const struct rot_machine *m, uint32_t rot, char *buf)
 	snprintf(buf, ROT_PERSIST_ID_MAX, "qkdlink-%u-%u", (unsigned)m->cfg.channel, (unsigned)rot);
 }
 
+/* The retransmission timer (10.2): the master's ANNOUNCE and decision HELLO,
+ * and a staged slave's ACK OK, which it repeats until it hears the decision
+ * (the master's retransmitted ANNOUNCE alone gives a lost ACK one chance per
+ * round trip, and a rotation whose every ACK is lost within D is aborted). */
+static void rto_start(struct rot_machine *m, int64_t now)
+{
+	m->rto = m->cfg.rto_ms;
+	m->t_rto = now + m->rto;
+}
+
+/* After a retransmission: the next one after twice the wait, at most rto_max. */
+static void rto_backoff(struct rot_machine *m)
+{
+	m->rto = min64(m->rto * 2, m->cfg.rto_max_ms);
+	m->t_rto = m->now + m->rto;
+}
+
 /* HELLO fields: what this side's router holds and what is in progress. */
 static void send_hello(struct rot_machine *m, struct rot_actions *out)
 {
@@ -678,8 +695,7 @@ static void m_on_kme(struct rot_machine *m, struct rot_actions *out, const struc
 	m->state = ROT_M_ANNOUNCING;
 	m->kme_ok_ms = m->now;
 	m->own_busy = true;
-	m->rto = m->cfg.rto_ms;
-	m->t_rto = m->now + m->rto;
+	rto_start(m, m->now);
 	m->deadline = m->now + m->cfg.deadline_ms;
 	persist(m, out);
 	logf_(m, out, ROT_LOG_INFO, "rotation %u key_ID %s: announced, staging", (unsigned)m->rot,
@@ -760,8 +776,7 @@ static void m_on_router(struct rot_machine *m, struct rot_actions *out, const st
 			set_last(m, m->rot, QKD_RES_OK, "");
 			set_digest(m);
 			m->state = ROT_M_COMMITTING;
-			m->rto = m->cfg.rto_ms;
-			m->t_rto = m->now + m->rto;
+			rto_start(m, m->now);
 			m->giveup =
 			    (m->own_staged_ms ? m->own_staged_ms : m->now) + commit_window(m);
 			/* not written yet: a restart in "confirming" confirms again and
@@ -849,8 +864,7 @@ static void m_tick(struct rot_machine *m, struct rot_actions *out)
 			/* every slave ACKed OK: only the own stage is awaited */
 			if (!m_slaves_staged(m))
 				send_announce(m, out);
-			m->rto = min64(m->rto * 2, m->cfg.rto_max_ms);
-			m->t_rto = m->now + m->rto;
+			rto_backoff(m);
 		}
 		break;
 	case ROT_M_COMMITTING:
@@ -867,8 +881,7 @@ static void m_tick(struct rot_machine *m, struct rot_actions *out)
 		}
 		if (m->now >= m->t_rto) {
 			send_hello(m, out);
-			m->rto = min64(m->rto * 2, m->cfg.rto_max_ms);
-			m->t_rto = m->now + m->rto;
+			rto_backoff(m);
 		}
 		break;
 	case ROT_M_CONFIRMING:
@@ -943,15 +956,6 @@ static void s_apply_decision(struct rot_machine *m, struct rot_actions *out)
 		s_confirm(m, out);
 	else if (m->decision_pending != m->rot)
 		s_cancel(m, out, "the master gave the rotation up");
-}
-
-/* A staged slave repeats its ACK OK (rto, doubling) until it hears the decision:
- * the master's retransmitted ANNOUNCE alone gives a lost ACK one chance per
- * round trip, and a rotation whose every ACK is lost within D is aborted. */
-static void s_ack_rto_start(struct rot_machine *m, int64_t now)
-{
-	m->rto = m->cfg.rto_ms;
-	m->t_rto = now + m->rto;
 }
 
 static void s_on_announce(struct rot_machine *m, struct rot_actions *out,
@@ -1127,7 +1131,7 @@ static void s_on_router(struct rot_machine *m, struct rot_actions *out, const st
 		logf_(m, out, ROT_LOG_INFO, "rotation %u key_ID %s: staged, waiting for the master",
 		      (unsigned)m->rot, m->key_id);
 		send_ack(m, out, m->rot, QKD_RES_OK, "");
-		s_ack_rto_start(m, m->now);
+		rto_start(m, m->now);
 		send_hello(m, out);
 		s_apply_decision(m, out);
 		return;
@@ -1201,8 +1205,7 @@ static void s_tick(struct rot_machine *m, struct rot_actions *out)
 			logf_(m, out, ROT_LOG_DEBUG, "rotation %u: no decision yet, ACK OK again",
 			      (unsigned)m->rot);
 			send_ack(m, out, m->rot, QKD_RES_OK, "");
-			m->rto = min64(m->rto * 2, m->cfg.rto_max_ms);
-			m->t_rto = m->now + m->rto;
+			rto_backoff(m);
 		}
 		break;
 	case ROT_S_CONFIRMING:
@@ -1483,7 +1486,7 @@ int rot_start(struct rot_machine *m, const struct chan_state *st, int64_t now_ms
 			m->state = ROT_S_STAGED;
 			m->decision_seen = false;
 			m->giveup = now_ms + commit_window(m);
-			s_ack_rto_start(m, now_ms);
+			rto_start(m, now_ms);
 		}
 		break;
 	case STATE_PHASE_CONFIRMING:
